@@ -1,0 +1,32 @@
+# Front door of the Django + Celery deployment blueprint. `make help` lists the targets.
+# Each area keeps its targets in mk/<area>.mk; this file holds the shared set-up and the aggregates.
+SHELL := /bin/bash
+.SHELLFLAGS := -o errexit -o pipefail -o nounset -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+
+# Suites run by `make test`, in order (fast, host-only first; areas append as they become ready).
+TEST_SUITES :=
+
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: help venv docker lock test
+help: ## List the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_.-]+:.*## /{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST) | sort
+
+venv: ## Create/refresh the host virtualenv from requirements/dev.lock
+	@scripts/ensure-venv.sh
+
+docker: ## Make sure Docker Engine and Compose are installed and running (installs them as root on Debian/Ubuntu)
+	@scripts/ensure-docker.sh
+
+lock: venv ## Re-resolve requirements/*.lock (universal: every Python we run) after editing requirements/*.in
+	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes app.in -o app.lock
+	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes dev.in -o dev.lock
+
+test: ## Run every suite (what CI runs): $(TEST_SUITES)
+	@set -e; for s in $(TEST_SUITES); do echo "===== make $$s"; $(MAKE) $$s; done
