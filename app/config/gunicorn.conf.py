@@ -1,0 +1,32 @@
+"""gunicorn configuration (bin/start-web): everything from the environment, logs to stdout."""
+
+import os
+
+bind = f"0.0.0.0:{int(os.environ.get('PORT', '8000'))}"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = timeout
+keepalive = 5
+# Recycle workers now and then (memory leaks); jitter avoids restarting all at once.
+max_requests = 2000
+max_requests_jitter = 200
+# Logs: gunicorn's own and the access log on stdout (the container runtime collects them).
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+if os.environ.get("LOG_FORMAT", "text") == "json":
+    access_log_format = (
+        '{"time":"%(t)s","level":"INFO","logger":"gunicorn.access","remote":"%(h)s","method":"%(m)s",'
+        '"path":"%(U)s","query":"%(q)s","status":%(s)s,"bytes":"%(B)s","duration_ms":%(M)s,'
+        '"user_agent":"%(a)s"}'
+    )
+# The reverse proxy in front sets X-Forwarded-Proto; Django reads it (SECURE_PROXY_SSL_HEADER).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+# Docker's /dev/shm is a tmpfs, unlike /tmp on some hosts: heartbeats stay fast under disk pressure.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Load the app before forking: a broken configuration fails once, with the settings error.
+preload_app = True
+# No runtime control socket: nothing uses it, and the image's file system may be read-only.
+control_socket_disable = True

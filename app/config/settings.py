@@ -1,0 +1,266 @@
+"""Settings of the reference project -- THE one place the environment is read.
+
+The contract (every variable, its default and meaning) is docs/configuration.md. In production mode
+(DJANGO_DEBUG off, the default) a missing or insecure required variable stops start-up with a message
+naming it; see deploykit/env.py.
+"""
+
+from pathlib import Path
+
+from deploykit.env import Env, check_visibility_timeout, secret_key_problem
+from deploykit.logging import build_logging
+from deploykit.storage import build_storages
+
+BASE_DIR = Path(__file__).resolve().parent.parent  # app/
+REPO_DIR = BASE_DIR.parent
+
+env = Env()
+DEBUG = env.debug
+
+# --- Django core -----------------------------------------------------------------------------------
+SECRET_KEY = env.get(
+    "DJANGO_SECRET_KEY",
+    required=True,
+    debug_default="django-insecure-development-only-key-never-use-in-production-0123456789",
+    secret=True,
+    check=secret_key_problem,
+)
+if env.build_step and not SECRET_KEY:
+    SECRET_KEY = "collectstatic-build-step-only-" + "x" * 40  # never serves a request
+
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS",
+    required=True,
+    debug_default=["localhost", "127.0.0.1", "[::1]"],
+    check=lambda hosts: "must name the hosts, not '*'" if "*" in hosts else None,
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+ADMIN_URL = env.get("DJANGO_ADMIN_URL", "admin/").strip("/") + "/"
+# start-migrate creates/updates this superuser when set (manage.py ensure_superuser).
+DJANGO_SUPERUSER_USERNAME = env.get("DJANGO_SUPERUSER_USERNAME", "")
+DJANGO_SUPERUSER_EMAIL = env.get("DJANGO_SUPERUSER_EMAIL", "")
+DJANGO_SUPERUSER_PASSWORD = env.get("DJANGO_SUPERUSER_PASSWORD", "", secret=True)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "django_celery_results",
+    "deploykit",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Probe paths are answered here: before host validation and the SSL redirect (see deploykit/middleware.py).
+    "deploykit.middleware.ProbeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------------
+_db = env.db(
+    "DATABASE_URL",
+    required=True,
+    debug_default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+)
+if _db is None:  # production error already recorded, or the build step: a harmless placeholder
+    _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + IMMEDIATE transactions: web, worker and beat processes can share one SQLite file in development.
+    _db.setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+    _db["CONN_MAX_AGE"] = 0
+else:
+    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    _db["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production mode) --------------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Static and uploaded files ---------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.get("MEDIA_ROOT", str(BASE_DIR / "media") if DEBUG else "/var/lib/app/media")
+STORAGES = build_storages(env, media_root=MEDIA_ROOT, debug=DEBUG)
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
+# Keep Django's own request limits consistent with UPLOAD_MAX_BYTES (files above 2.5 MB spill to disk).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, UPLOAD_MAX_BYTES + 1024 * 1024)
+IMAGE_RESIZED_SIZE = (1024, 1024)
+IMAGE_THUMBNAIL_SIZES = [64, 128, 256]
+REPORT_KINDS = ["tasks", "images"]
+# Files and rows older than this are removed by the periodic cleanup task.
+CLEANUP_MAX_AGE_SECONDS = env.int("CLEANUP_MAX_AGE_SECONDS", 7 * 24 * 3600, minimum=60)
+
+# --- E-mail ----------------------------------------------------------------------------------------
+globals().update(env.email("EMAIL_URL", "consolemail://"))
+DEFAULT_FROM_EMAIL = env.get("DEFAULT_FROM_EMAIL", "noreply@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_TIMEOUT = 10
+DIGEST_RECIPIENTS = env.list("DIGEST_RECIPIENTS", [])
+
+# --- Celery (read by config/celery.py through the CELERY_ namespace) -------------------------------
+CELERY_BROKER_URL = env.get(
+    "CELERY_BROKER_URL",
+    required=True,
+    debug_default="redis://localhost:6379/0",
+)
+_broker_is_redis = bool(CELERY_BROKER_URL) and CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+CELERY_RESULT_BACKEND = env.get(
+    "CELERY_RESULT_BACKEND", CELERY_BROKER_URL if _broker_is_redis else "django-db"
+)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_MAX_REDELIVERIES = env.int("CELERY_TASK_MAX_REDELIVERIES", 3, minimum=0)
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    env.error(
+        "CELERY_TASK_TIME_LIMIT",
+        f"({CELERY_TASK_TIME_LIMIT}s) must exceed CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT}s)",
+    )
+# The longest countdown/ETA this app ever schedules: the cap of the exponential retry backoff.
+TASK_RETRY_BACKOFF_MAX = 600
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+_vt_problem = check_visibility_timeout(
+    CELERY_VISIBILITY_TIMEOUT, CELERY_TASK_TIME_LIMIT, TASK_RETRY_BACKOFF_MAX
+)
+if _vt_problem:
+    env.error("CELERY_VISIBILITY_TIMEOUT", _vt_problem)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Cold shutdown (second SIGTERM / SIGQUIT) first gives running tasks this long (Celery's soft shutdown).
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0)
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", 0, minimum=0) or None  # None: CPUs
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000, minimum=1)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 262144, minimum=1)
+CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", 86400, minimum=60)
+CELERY_RESULT_EXTENDED = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_HEARTBEAT_FILE = env.get("CELERY_WORKER_HEARTBEAT_FILE", "/tmp/celery-worker-heartbeat")
+CELERY_WORKER_HEARTBEAT_INTERVAL = 10
+CELERY_WORKER_HEARTBEAT_MAX_AGE = env.int("CELERY_WORKER_HEARTBEAT_MAX_AGE", 60, minimum=1)
+
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+CELERY_TASK_QUEUES = {
+    "default": {"exchange": "default", "routing_key": "default"},
+    "io": {"exchange": "io", "routing_key": "io"},
+    "images": {"exchange": "images", "routing_key": "images"},
+}
+CELERY_TASK_ROUTES = {
+    "jobs.tasks.send_email": {"queue": "io"},
+    "jobs.tasks.send_digest": {"queue": "io"},
+    "jobs.tasks.resize_image": {"queue": "images"},
+    "jobs.tasks.make_thumbnail": {"queue": "images"},
+    "jobs.tasks.finalize_image": {"queue": "images"},
+}
+
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_TICK_SECONDS = env.int("CELERY_BEAT_TICK_SECONDS", 15, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "beat-tick": {"task": "jobs.tasks.beat_tick", "schedule": float(CELERY_BEAT_TICK_SECONDS)},
+    "daily-digest": {"task": "jobs.tasks.send_digest", "schedule": 24 * 3600.0},
+    "hourly-cleanup": {"task": "jobs.tasks.cleanup", "schedule": 3600.0},
+}
+# Beat holds this lock for its lifetime (PostgreSQL advisory lock; a file lock next to SQLite).
+BEAT_LOCK_ID = 0x0BEA7  # any constant bigint, unique per project sharing a database
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+DEPLOYKIT_BEAT_LAST_RUN = "jobs.models.beat_last_run"  # read by /status
+
+# --- API -------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "jobs.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Django + Celery blueprint API",
+    "DESCRIPTION": "Start demo tasks, process images and build reports in the background.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging ---------------------------------------------------------------------------------------
+LOG_FORMAT = env.get("LOG_FORMAT", "text", check=None)
+if LOG_FORMAT not in ("text", "json"):
+    env.error("LOG_FORMAT", f"must be 'text' or 'json', got {LOG_FORMAT!r}")
+    LOG_FORMAT = "text"
+LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+LOGGING = build_logging(LOG_FORMAT, LOG_LEVEL)
+
+env.raise_if_invalid()

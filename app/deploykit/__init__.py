@@ -1,0 +1,10 @@
+"""deploykit: the deployment-facing pieces of a Django + Celery project, reusable in any project.
+
+- env.py       settings helpers; production-mode validation naming the offending variable
+- storage.py   STORAGES from the environment (filesystem or S3-compatible object storage)
+- logging.py   LOGGING dict: text or one-JSON-object-per-line, with Celery task ids
+- middleware.py + views.py + urls.py   /healthz, /readyz, /status answering any Host over plain HTTP
+- celery.py    bounded redeliveries (task class) and the worker heartbeat bootstep
+- beat.py      single-instance beat: a database advisory lock held for beat's lifetime
+See docs/app.md.
+"""

@@ -1,0 +1,133 @@
+"""Celery pieces: bounded redeliveries, the worker heartbeat, logging.
+
+`install(app)` wires them into a Celery app; config/celery.py also passes
+`task_cls="deploykit.celery:BoundedRedeliveryTask"` so every task gets the redelivery bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import time
+from pathlib import Path
+
+from celery import bootsteps, signals
+from celery.contrib.django.task import DjangoTask
+
+logger = logging.getLogger(__name__)
+
+
+class RedeliveryLimitExceeded(Exception):
+    """A message kept coming back (its worker died each time): give up instead of looping forever."""
+
+
+def record_redelivery(task_id: str, retries: int, task_name: str) -> int:
+    """Increment and return the redelivery count of one task message (atomic in the database)."""
+    from django.db import transaction
+    from django.db.models import F
+
+    from .models import TaskDelivery
+
+    key = f"{task_id}:{retries}"
+    with transaction.atomic():
+        TaskDelivery.objects.get_or_create(key=key, defaults={"task_name": task_name[:200]})
+        TaskDelivery.objects.filter(key=key).update(count=F("count") + 1)
+        return TaskDelivery.objects.values_list("count", flat=True).get(key=key)
+
+
+def max_redeliveries() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "CELERY_TASK_MAX_REDELIVERIES", 3))
+
+
+class BoundedRedeliveryTask(DjangoTask):
+    """Task base class: with acks_late + reject_on_worker_lost a message whose worker dies is requeued;
+    this bounds how often. Past CELERY_TASK_MAX_REDELIVERIES the task fails with RedeliveryLimitExceeded
+    (stored as FAILURE, message acknowledged) instead of killing worker after worker.
+
+    It extends Celery's DjangoTask, so `delay_on_commit()` / `apply_async_on_commit()` are available.
+    """
+
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        delivery_info = request.delivery_info or {}
+        if request.id and not request.called_directly and delivery_info.get("redelivered"):
+            count = record_redelivery(request.id, request.retries or 0, self.name)
+            limit = max_redeliveries()
+            logger.warning("task %s[%s] redelivered (%d of at most %d)", self.name, request.id, count, limit)
+            if count > limit:
+                raise RedeliveryLimitExceeded(
+                    f"{self.name}[{request.id}] was redelivered {count} times (its worker died or lost "
+                    f"the broker each time); giving up after CELERY_TASK_MAX_REDELIVERIES={limit}"
+                )
+        return super().__call__(*args, **kwargs)
+
+
+class HeartbeatStep(bootsteps.StartStopStep):
+    """Consumer bootstep: touches CELERY_WORKER_HEARTBEAT_FILE every few seconds *while consuming*.
+
+    It lives in the consumer blueprint, so it starts only once the worker is connected and consuming,
+    stops when the connection is lost (the consumer restarts its steps), and the touch runs on the
+    consumer's own timer: a worker whose main loop is stuck stops touching and `bin/worker-healthcheck`
+    reports it unhealthy after CELERY_WORKER_HEARTBEAT_MAX_AGE seconds.
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent, **kwargs):
+        from django.conf import settings
+
+        super().__init__(parent, **kwargs)
+        self.path = Path(getattr(settings, "CELERY_WORKER_HEARTBEAT_FILE", "/tmp/celery-worker-heartbeat"))
+        self.interval = float(getattr(settings, "CELERY_WORKER_HEARTBEAT_INTERVAL", 10))
+        self.tref = None
+        self.consumer = parent
+
+    def touch(self) -> None:
+        connection = getattr(self.consumer, "connection", None)
+        if connection is None or not connection.connected:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"{time.time():.0f}\n")
+        except OSError as exc:  # pragma: no cover - disk full/read-only: the probe will notice
+            logger.error("cannot write heartbeat file %s: %s", self.path, exc)
+
+    def start(self, c):
+        self.consumer = c
+        self.touch()
+        self.tref = c.timer.call_repeatedly(self.interval, self.touch)
+
+    def stop(self, c):
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    def shutdown(self, c):
+        self.stop(c)
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _configure_logging(**kwargs):
+    """Use Django's LOGGING in every Celery process instead of Celery's own set-up."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+def install(app) -> None:
+    app.steps["consumer"].add(HeartbeatStep)
+    signals.setup_logging.connect(_configure_logging, weak=False)
+
+
+def heartbeat_age(path: str | os.PathLike) -> float | None:
+    """Seconds since the heartbeat file was touched (None when missing). Mirrors bin/worker-healthcheck."""
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,75 @@
+"""The dependency checks behind /readyz and /status (also usable from management commands)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()[:500]
+
+
+def check_database(alias: str = "default") -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        connections[alias].close_if_unusable_or_obsolete()
+        return {"ok": False, "error": _error(exc)}
+    return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def check_broker(app=None, timeout: float = 2.0) -> dict[str, Any]:
+    app = app or _celery_app()
+    started = time.monotonic()
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)
+            transport = conn.transport_cls
+    except Exception as exc:
+        return {"ok": False, "error": _error(exc)}
+    return {"ok": True, "transport": str(transport), "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def workers_seen(app=None, timeout: float = 1.0) -> list[str]:
+    app = app or _celery_app()
+    try:
+        replies = app.control.ping(timeout=timeout) or []
+    except Exception:
+        return []
+    return sorted(name for reply in replies for name in reply)
+
+
+def _celery_app():
+    from celery import current_app
+
+    return current_app._get_current_object()
+
+
+def beat_status() -> dict[str, Any]:
+    """Beat's last recorded tick, via the hook named by DEPLOYKIT_BEAT_LAST_RUN (a callable path)."""
+    from django.utils.module_loading import import_string
+
+    hook = getattr(settings, "DEPLOYKIT_BEAT_LAST_RUN", None)
+    max_age = 3 * getattr(settings, "CELERY_BEAT_TICK_SECONDS", 15) + 10
+    if not hook:
+        return {"ok": True, "last_run": None, "note": "no beat tick hook configured"}
+    try:
+        last_run = import_string(hook)()
+    except Exception as exc:
+        return {"ok": False, "last_run": None, "error": _error(exc)}
+    if last_run is None:
+        return {"ok": False, "last_run": None, "error": "beat has not run yet"}
+    from django.utils import timezone
+
+    age = (timezone.now() - last_run).total_seconds()
+    result = {"ok": age <= max_age, "last_run": last_run.isoformat(), "age_seconds": round(age, 1)}
+    if not result["ok"]:
+        result["error"] = f"last tick is older than {max_age}s"
+    return result

@@ -1,0 +1,268 @@
+"""Reading settings from the environment, and refusing unsafe production start-up.
+
+`config/settings.py` is the only module that reads the environment, and it does so through `Env` below:
+typed getters (on top of django-environ's parsers) that also *collect* problems. When the settings module
+is done it calls `env.raise_if_invalid()`, which raises one `ImproperlyConfigured` naming every missing or
+insecure variable, so a process started with a bad configuration stops before it serves or consumes
+anything, with a message an operator can act on.
+
+"Production mode" means DJANGO_DEBUG is off (the default). A variable declared with `required=True`
+must then be set, non-empty and not a known placeholder; in debug mode its `debug_default` is used.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+# Values that are never acceptable for a secret in production (compared case-insensitively).
+INSECURE_VALUES = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "change_me",
+        "secret",
+        "password",
+        "admin",
+        "insecure",
+        "example",
+        "default",
+        "test",
+        "xxx",
+        "todo",
+        "flower",
+        "guest",
+    }
+)
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE = 5
+PASSWORD_MIN_LENGTH = 8
+
+
+class ConfigurationError(ImproperlyConfigured):
+    """Start-up refused: the message names the variables to fix."""
+
+
+def is_collectstatic(argv: list[str] | None = None) -> bool:
+    """True when this process is `manage.py collectstatic` (the image build runs it without secrets)."""
+    argv = sys.argv if argv is None else argv
+    return len(argv) > 1 and argv[1] == "collectstatic"
+
+
+def looks_insecure(value: str) -> bool:
+    lowered = value.strip().lower()
+    return (
+        lowered in INSECURE_VALUES
+        or lowered.startswith("django-insecure")
+        or "change-me" in lowered
+        or "changeme" in lowered
+    )
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why `value` is not a production-grade DJANGO_SECRET_KEY, or None."""
+    if looks_insecure(value):
+        return "is a placeholder/insecure value"
+    if len(value) < SECRET_KEY_MIN_LENGTH or len(set(value)) < SECRET_KEY_MIN_UNIQUE:
+        return (
+            f"must be at least {SECRET_KEY_MIN_LENGTH} characters with at least "
+            f"{SECRET_KEY_MIN_UNIQUE} different ones (e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(64))'`)"
+        )
+    return None
+
+
+def password_problem(value: str) -> str | None:
+    if looks_insecure(value):
+        return "is a placeholder/insecure value"
+    if len(value) < PASSWORD_MIN_LENGTH:
+        return f"must be at least {PASSWORD_MIN_LENGTH} characters"
+    return None
+
+
+_MISSING = object()
+
+
+class Env:
+    """Typed access to the environment that collects production-mode problems instead of failing early."""
+
+    def __init__(self, environ_: Mapping[str, str] | None = None, *, debug_var: str = "DJANGO_DEBUG"):
+        self.environ = os.environ if environ_ is None else environ_
+        self._env = environ.Env()
+        self._env.ENVIRON = self.environ  # parse from the given mapping (tests pass their own)
+        self.errors: list[str] = []
+        self.debug = self.bool(debug_var, False)
+        self.production = not self.debug
+        self.build_step = is_collectstatic()
+
+    # -- primitive getters ------------------------------------------------------------------------
+    def _raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def is_set(self, name: str) -> bool:
+        return self._raw(name) is not None
+
+    def _parse(self, name: str, cast: Callable[[str], Any], raw: str) -> Any:
+        try:
+            return cast(raw)
+        except (ValueError, TypeError) as exc:
+            self.error(name, f"has an invalid value {raw!r}: {exc}")
+            return None
+
+    def str(self, name: str, default: Any = _MISSING, **kw: Any) -> Any:
+        return self.get(name, default, **kw)
+
+    def get(
+        self,
+        name: str,
+        default: Any = _MISSING,
+        *,
+        cast: Callable[[str], Any] | None = None,
+        required: bool = False,
+        debug_default: Any = _MISSING,
+        secret: bool = False,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        """Return the variable `name`.
+
+        required: in production mode it must be set (and, with secret=True, not a placeholder);
+        debug_default: the value used when unset in debug mode (and during the build-time collectstatic).
+        check: returns a reason string when the (parsed) value is unacceptable in production mode.
+        """
+        raw = self._raw(name)
+        if raw is None:
+            if required and (self.debug or self.build_step) and debug_default is not _MISSING:
+                return debug_default
+            if required:
+                self.error(name, "is required in production mode (DJANGO_DEBUG is off) but is not set")
+                return None if default is _MISSING else default
+            if default is _MISSING:
+                return debug_default if debug_default is not _MISSING else None
+            return default
+        value = self._parse(name, cast, raw) if cast else raw
+        if self.production and not self.build_step:
+            if secret and isinstance(value, str) and looks_insecure(value):
+                self.error(name, "is a placeholder/insecure value; set a real secret")
+            elif check is not None and value is not None:
+                problem = check(value)
+                if problem:
+                    self.error(name, problem)
+        return value
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in {"1", "true", "yes", "on", "y", "t"}:
+            return True
+        if lowered in {"0", "false", "no", "off", "n", "f"}:
+            return False
+        self.error(name, f"must be true or false, got {raw!r}")
+        return default
+
+    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.error(name, f"must be an integer, got {raw!r}")
+            return default
+        if minimum is not None and value < minimum:
+            self.error(name, f"must be at least {minimum}, got {value}")
+            return default
+        return value
+
+    def float(self, name: str, default: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            self.error(name, f"must be a number, got {raw!r}")
+            return default
+
+    def list(self, name: str, default: list[str] | None = None, **kw: Any) -> list[str]:
+        value = self.get(name, _MISSING, cast=_split, **kw)
+        if value is None:
+            return list(default or [])
+        return value
+
+    def db(self, name: str = "DATABASE_URL", **kw: Any) -> dict[str, Any] | None:
+        url = self.get(name, **kw)
+        if url is None:
+            return None
+        try:
+            return environ.Env.db_url_config(url)
+        except Exception as exc:  # django-environ raises several types for bad URLs
+            self.error(name, f"is not a valid database URL: {exc}")
+            return None
+
+    def email(self, name: str = "EMAIL_URL", default: str = "consolemail://") -> dict[str, Any]:
+        url = self._raw(name) or default
+        try:
+            return environ.Env.email_url_config(url)
+        except Exception as exc:
+            self.error(name, f"is not a valid e-mail URL: {exc}")
+            return environ.Env.email_url_config(default)
+
+    # -- problems ---------------------------------------------------------------------------------
+    def error(self, name: str, message: str) -> None:
+        self.errors.append(f"{name} {message}")
+
+    def raise_if_invalid(self) -> None:
+        if self.errors:
+            mode = "production mode" if self.production else "debug mode"
+            lines = "\n".join(f"  - {e}" for e in self.errors)
+            raise ConfigurationError(
+                f"Refusing to start ({mode}): fix these environment variables "
+                f"(contract: docs/configuration.md):\n{lines}"
+            )
+
+
+def _split(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def check_flower(environ_: Mapping[str, str] | None = None) -> list[str]:
+    """Problems that stop Flower from starting (credentials are required in production mode)."""
+    env = Env(environ_)
+    user = env.get("FLOWER_USER", required=True, debug_default=None)
+    password = env.get("FLOWER_PASSWORD", required=True, debug_default=None, check=password_problem)
+    if env.debug and bool(user) != bool(password):
+        env.error("FLOWER_USER/FLOWER_PASSWORD", "must be set together")
+    if user and ":" in user:
+        env.error("FLOWER_USER", "must not contain ':'")
+    return env.errors
+
+
+def check_visibility_timeout(
+    visibility_timeout: int, hard_time_limit: int, longest_countdown: int
+) -> str | None:
+    """Why a Redis visibility timeout is unsafe, or None.
+
+    With acks_late, Redis redelivers any message not acknowledged within the visibility timeout -- so a
+    task still running (up to the hard time limit) or waiting for its countdown/ETA would run twice.
+    """
+    if visibility_timeout <= hard_time_limit:
+        return (
+            f"({visibility_timeout}s) must be larger than the hard time limit "
+            f"CELERY_TASK_TIME_LIMIT ({hard_time_limit}s), or running tasks are delivered twice"
+        )
+    if visibility_timeout <= longest_countdown:
+        return (
+            f"({visibility_timeout}s) must be larger than the longest countdown/ETA the app uses "
+            f"({longest_countdown}s), or delayed tasks are delivered twice"
+        )
+    return None

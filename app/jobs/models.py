@@ -1,0 +1,93 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class TaskRecord(models.Model):
+    """One row per demo task started through the API, so unknown ids answer 404 (not PENDING)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.CharField(max_length=50)
+    args = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"{self.task}{tuple(self.args)} [{self.id}]"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def original_upload_to(instance, filename):
+    return f"images/{instance.id}/original/{filename}"
+
+
+def report_upload_to(instance, filename):
+    return f"reports/{instance.id}/{filename}"
+
+
+class UploadedImage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    original = models.FileField(upload_to=original_upload_to, max_length=300)
+    original_name = models.CharField(max_length=255, blank=True)
+    resized = models.FileField(upload_to=original_upload_to, max_length=300, blank=True)
+    # {"64": "images/<id>/thumb-64.png", ...}: storage names of the thumbnails, filled by the workflow.
+    thumbnails = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.original_name or self.id} ({self.status})"
+
+
+class Report(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    file = models.FileField(upload_to=report_upload_to, max_length=300, blank=True)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.kind} report ({self.status})"
+
+
+class BeatTick(models.Model):
+    """Written by the short periodic `beat_tick` task: proves beat (and a worker) are working."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_run = models.DateTimeField(default=timezone.now)
+    worker = models.CharField(max_length=200, blank=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name} @ {self.last_run:%Y-%m-%d %H:%M:%S}"
+
+
+def beat_last_run():
+    """Hook for deploykit's /status (settings.DEPLOYKIT_BEAT_LAST_RUN)."""
+    tick = BeatTick.objects.filter(name="beat").only("last_run").first()
+    return tick.last_run if tick else None
+
+
+class SentEmail(models.Model):
+    """Idempotency record of send_email: a redelivered or retried task does not send twice."""
+
+    key = models.CharField(max_length=200, unique=True)
+    to = models.TextField()
+    subject = models.CharField(max_length=300)
+    sent_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"{self.subject} -> {self.to}"

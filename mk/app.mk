@@ -1,0 +1,30 @@
+# The reference Django + Celery application (app/): tests and a local development loop.
+TEST_SUITES += test-app
+
+APP_APT_PACKAGES := redis-server rabbitmq-server postgresql
+APP_COV_OPTS := --cov=app --cov-config=tests/app/coveragerc --cov-report=term-missing:skip-covered --cov-report=xml:build/coverage-app.xml
+
+.PHONY: test-app app-deps app-run app-unit
+app-deps: # venv + the Debian packages the integration tests run (as root on Debian/Ubuntu, when missing)
+	@scripts/ensure-venv.sh
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; } || missing="$$missing rabbitmq-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> apt-get install$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	  else echo "missing:$$missing -- install them (Debian: sudo apt-get install$$missing)" >&2; exit 1; fi; \
+	fi
+
+test-app: app-deps ## Run the app's unit and integration tests with coverage
+	@mkdir -p build
+	$(PY) -m pytest tests/app $(APP_COV_OPTS) $(PYTEST_ARGS)
+
+app-unit: app-deps ## Run only the app's fast unit tests (no real services)
+	$(PY) -m pytest tests/app -m "not integration" $(PYTEST_ARGS)
+
+app-run: app-deps ## Run the app locally: runserver + worker + beat against a local redis-server (DJANGO_DEBUG=true)
+	@app/bin/dev
