@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Build the images the Compose stack runs and write build/compose-images.env, the env file that tells
+# Compose which image names to use (passed after .env, so it wins for the image variables only).
+#
+# BUILD_MODE (the one switch, docs/compose.md):
+#   online   official bases from a registry: app FROM python:3.13-slim-trixie with packages from the
+#            index; Postgres/Redis/RabbitMQ are the official images, pulled by Compose.
+#   offline  everything from Debian 13 packages and a local wheelhouse: blueprint/debian:trixie
+#            (debootstrap), blueprint/python, build/wheelhouse, blueprint/{postgres,redis,rabbitmq}.
+#   auto     (default) online when the official images are already here or can be pulled, else offline;
+#            always offline under CI (CI=true), which has no registry.
+set -o errexit -o pipefail -o nounset
+cd "$(dirname "$0")/../.."
+say() { echo "==> $*"; }
+
+OFFICIAL_IMAGES="python:3.13-slim-trixie debian:trixie-slim postgres:17 redis:8 rabbitmq:4"
+OUT=build/compose-images.env
+VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+GIT_REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+TAG=${IMAGE_TAG:-$VERSION}
+
+resolve_mode() {
+  case "${BUILD_MODE:-auto}" in
+    online | offline) echo "$BUILD_MODE"; return ;;
+    auto) ;;
+    *) echo "ERROR: BUILD_MODE must be online, offline or auto (got '$BUILD_MODE')" >&2; exit 1 ;;
+  esac
+  if [ -n "${CI:-}" ] && [ "${CI:-}" != false ]; then echo offline; return; fi
+  local missing=""
+  for image in $OFFICIAL_IMAGES; do docker image inspect "$image" >/dev/null 2>&1 || missing="$missing $image"; done
+  [ -z "$missing" ] && { echo online; return; }
+  # One bounded probe: a registry that answers gets the ordinary path.
+  if timeout 60 docker pull -q python:3.13-slim-trixie >/dev/null 2>&1; then echo online; else echo offline; fi
+}
+
+build() { # build IMAGE_NAME CONTEXT [docker build args...]
+  local name=$1 context=$2; shift 2
+  local log; log=$(mktemp)
+  if docker build --build-arg VERSION="$VERSION" --build-arg GIT_REVISION="$GIT_REVISION" -t "$name" "$@" "$context" >"$log" 2>&1; then
+    rm -f "$log"
+  else
+    tail -40 "$log" >&2; rm -f "$log"; echo "ERROR: building $name failed" >&2; return 1
+  fi
+}
+
+MODE=$(resolve_mode)
+say "building the Compose images ($MODE; BUILD_MODE=${BUILD_MODE:-auto})"
+mkdir -p build
+start=$SECONDS
+if [ "$MODE" = offline ]; then
+  scripts/build-base-image.sh
+  scripts/build-python-image.sh
+  scripts/build-wheelhouse.sh
+  base=${BASE_IMAGE:-blueprint/debian:trixie}
+  # Independent builds, mostly waiting on the apt mirror: run them side by side.
+  pids=()
+  build blueprint/postgres:17 compose/images/postgres --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build blueprint/redis:8 compose/images/redis --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build blueprint/rabbitmq:4 compose/images/rabbitmq --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "blueprint/proxy:$TAG" compose/images/proxy -t blueprint/proxy:latest --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "blueprint/app:$TAG" . -f compose/images/app/Dockerfile -t blueprint/app:latest \
+    --build-arg BASE_IMAGE="${PY_IMAGE:-blueprint/python:3.13-trixie}" --build-arg OFFLINE=1 & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  cat >"$OUT" <<ENV
+# Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
+APP_IMAGE=blueprint/app:$TAG
+PROXY_IMAGE=blueprint/proxy:$TAG
+POSTGRES_IMAGE=blueprint/postgres:17
+REDIS_IMAGE=blueprint/redis:8
+RABBITMQ_IMAGE=blueprint/rabbitmq:4
+ENV
+else
+  build "blueprint/proxy:$TAG" compose/images/proxy -t blueprint/proxy:latest --build-arg BASE_IMAGE=debian:trixie-slim
+  build "blueprint/app:$TAG" . -f compose/images/app/Dockerfile -t blueprint/app:latest --build-arg BASE_IMAGE=python:3.13-slim-trixie
+  cat >"$OUT" <<ENV
+# Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
+# Postgres/Redis/RabbitMQ: the official images (compose/compose.yaml defaults).
+APP_IMAGE=blueprint/app:$TAG
+PROXY_IMAGE=blueprint/proxy:$TAG
+ENV
+fi
+say "images ready in $((SECONDS - start)) s ($OUT):"
+grep -v '^#' "$OUT" | sed 's/^/    /'

@@ -1,0 +1,43 @@
+# Docker Compose stack (compose/, docs/compose.md): images, the front door, smoke tests.
+# BUILD_MODE=online|offline|auto picks how images are built (compose/scripts/build-images.sh).
+COMPOSE_ENV_FILE ?= .env
+COMPOSE_PROJECT ?= blueprint
+# Image names chosen by the last `make images` win over .env (only image variables are in that file).
+COMPOSE_IMAGES_ENV := build/compose-images.env
+COMPOSE = docker compose -p $(COMPOSE_PROJECT) -f compose/compose.yaml $(if $(filter rabbitmq,$(BROKER)),-f compose/rabbitmq.yaml) \
+	--env-file $(COMPOSE_ENV_FILE) $(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))
+N ?= 3
+
+.PHONY: images up down logs ps scale-workers shell test-compose test-compose-rabbitmq compose-env
+
+images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry)
+	@compose/scripts/build-images.sh
+
+compose-env:
+	@scripts/gen-env.sh $(COMPOSE_ENV_FILE)
+
+up: docker compose-env images ## Start the stack (BROKER=rabbitmq for RabbitMQ), wait until healthy, print the URLs
+	@$(COMPOSE) up -d --wait --wait-timeout 300 --remove-orphans
+	@compose/scripts/print-urls.sh $(COMPOSE_ENV_FILE) "$(COMPOSE)"
+
+down: ## Stop the stack (keeps data volumes; `make down V=1` deletes them too)
+	@$(COMPOSE) down --remove-orphans $(if $(V),-v)
+
+logs: ## Follow the stack's logs (S=service to pick one)
+	@$(COMPOSE) logs -f --tail=100 $(S)
+
+ps: ## Show the stack's services and their health
+	@$(COMPOSE) ps
+
+scale-workers: ## Run N default-queue workers (make scale-workers N=3)
+	@$(COMPOSE) up -d --wait --no-recreate --scale worker=$(N) worker
+	@$(COMPOSE) ps worker
+
+shell: ## Django shell in a one-off app container (S=service for a shell in a running one)
+	@$(if $(S),$(COMPOSE) exec $(S) bash,$(COMPOSE) run --rm web python manage.py shell)
+
+test-compose: venv docker ## Build (offline in CI), start a throw-away stack, run the smoke suite incl. scaling and browser, tear down
+	@compose/scripts/test-stack.sh redis
+
+test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ variant
+	@compose/scripts/test-stack.sh rabbitmq

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Make sure the Compose env file exists and holds real secrets.
+#   missing       -> copy .env.example, fill every empty secret with a fresh random value, say so
+#   present       -> refuse an empty or placeholder secret, naming the variable
+# Usage: scripts/gen-env.sh [ENV_FILE]   (default .env; the test stack uses its own file)
+set -o errexit -o pipefail -o nounset
+cd "$(dirname "$0")/.."
+ENV_FILE=${1:-.env}
+SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD"
+# Same spirit as the app's list (app/deploykit/env.py): values nobody should deploy with.
+PLACEHOLDERS="change-me changeme change_me secret password admin insecure example default test xxx todo flower guest postgres redis rabbitmq"
+
+# Alphanumeric only: the values are embedded in URLs (DATABASE_URL, CELERY_BROKER_URL) unescaped.
+random_secret() { LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$1" || true; }
+
+if [ ! -f "$ENV_FILE" ]; then
+  umask 077
+  while IFS= read -r line; do
+    name=${line%%=*}
+    if [[ "$line" =~ ^[A-Z_]+=$ ]] && [[ " $SECRETS " == *" $name "* ]]; then
+      if [ "$name" = DJANGO_SECRET_KEY ]; then line="$name=$(random_secret 64)"; else line="$name=$(random_secret 32)"; fi
+    fi
+    printf '%s\n' "$line"
+  done <.env.example >"$ENV_FILE"
+  echo "==> created $ENV_FILE from .env.example with fresh random secrets (keep it private; it is gitignored)"
+fi
+
+status=0
+for name in $SECRETS; do
+  value=$(sed -n "s/^$name=//p" "$ENV_FILE" | tail -n1)
+  lowered=$(printf '%s' "$value" | tr '[:upper:]' '[:lower:]')
+  if [ -z "$value" ]; then
+    echo "ERROR: $name is empty in $ENV_FILE (set a real secret, or delete $ENV_FILE to have one generated)" >&2; status=1
+  elif [[ " $PLACEHOLDERS " == *" $lowered "* ]] || [ "${#value}" -lt 12 ]; then
+    echo "ERROR: $name in $ENV_FILE is a default/placeholder or shorter than 12 characters" >&2; status=1
+  fi
+done
+exit $status
