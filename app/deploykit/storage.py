@@ -114,6 +114,7 @@ def content_disposition(name: str, filename: str | None = None) -> str:
 def _s3storage_class():
     from botocore.config import Config
     from storages.backends.s3 import S3Storage as _Base
+    from storages.utils import clean_name
 
     class S3Storage(_Base):
         """django-storages' S3Storage with safe headers, short-lived URLs and a public endpoint.
@@ -162,7 +163,7 @@ def _s3storage_class():
             if not self.public_endpoint_url:
                 return super().url(name, params, expire, http_method)
             params["Bucket"] = self.bucket_name
-            params["Key"] = self._normalize_name(self._clean_name(name))
+            params["Key"] = self._normalize_name(clean_name(name))
             return self.public_client.generate_presigned_url(
                 "get_object",
                 Params=params,
@@ -232,13 +233,14 @@ def _describe_s3_error(storage, exc: Exception) -> str:
     if isinstance(exc, EndpointConnectionError) or not isinstance(exc, ClientError):
         return f"STORAGE_S3_ENDPOINT_URL: cannot reach the object store at {where}: {exc}"
     code, status = _client_error(exc)
-    if code in ("NoSuchBucket", "404", "NotFound") or status == 404:
+    # Unknown keys: AWS says InvalidAccessKeyId (403); versitygw XAdminUserNotFound (404).
+    if code in ("InvalidAccessKeyId", "XAdminUserNotFound", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
+        return f"{S3_CREDENTIAL_VARS}: the object store at {where} rejected the credentials ({code})"
+    if code == "NoSuchBucket":
         return (
             f"STORAGE_S3_BUCKET: bucket {bucket!r} does not exist at {where} "
             "(create it at deploy time: `manage.py ensure_bucket`)"
         )
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
-        return f"{S3_CREDENTIAL_VARS}: the object store at {where} rejected the credentials ({code})"
     if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
         return (
             f"{S3_CREDENTIAL_VARS}: access to bucket {bucket!r} at {where} is denied ({code}); "
@@ -262,7 +264,7 @@ def check_storage(storage=None, *, write: bool = True) -> list[str]:
         return _check_filesystem(storage, write=write)
     client = storage.connection.meta.client
     try:
-        client.head_bucket(Bucket=storage.bucket_name)
+        _probe_bucket(client, storage.bucket_name)
         if write:
             key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
             client.put_object(Bucket=storage.bucket_name, Key=key, Body=b"probe")
@@ -270,6 +272,12 @@ def check_storage(storage=None, *, write: bool = True) -> list[str]:
     except Exception as exc:  # every failure becomes one actionable sentence
         return [_describe_s3_error(storage, exc)]
     return []
+
+
+def _probe_bucket(client, bucket: str) -> None:
+    """Read access to the bucket. A GET, not HeadBucket: HEAD answers carry no error code, and a bare
+    404 cannot tell a missing bucket from an unknown access key (versitygw answers both with 404)."""
+    client.list_objects_v2(Bucket=bucket, MaxKeys=1)
 
 
 def _check_filesystem(storage, *, write: bool) -> list[str]:
@@ -303,10 +311,9 @@ def ensure_bucket(storage=None) -> str:
     bucket = storage.bucket_name
     created = False
     try:
-        client.head_bucket(Bucket=bucket)
+        _probe_bucket(client, bucket)
     except Exception as exc:
-        code, status = _client_error(exc)
-        if status != 404 and code not in ("404", "NoSuchBucket", "NotFound"):
+        if _client_error(exc)[0] != "NoSuchBucket":
             raise StorageError(_describe_s3_error(storage, exc)) from exc
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if storage.region_name and storage.region_name != "us-east-1":
