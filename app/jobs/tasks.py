@@ -269,6 +269,7 @@ def cleanup() -> dict:
     """Remove expired results, images, reports (with their files) and bookkeeping rows."""
     from celery import current_app
     from deploykit.models import TaskDelivery
+    from deploykit.storage import abort_stale_uploads
 
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.CLEANUP_MAX_AGE_SECONDS)
@@ -286,6 +287,8 @@ def cleanup() -> dict:
     removed["task_records"] = TaskRecord.objects.filter(created__lt=now - expires).delete()[0]
     removed["deliveries"] = TaskDelivery.objects.filter(updated__lt=now - expires).delete()[0]
     removed["emails"] = SentEmail.objects.filter(sent_at__lt=cutoff).delete()[0]
+    # Parts of multipart uploads left by crashed writers (object storage only; 0 on the filesystem).
+    removed["stale_uploads"] = abort_stale_uploads()
     try:
         current_app.backend.cleanup()  # django-db results: delete expired rows (Redis expires by TTL)
     except NotImplementedError:  # pragma: no cover - backends without cleanup

@@ -92,6 +92,7 @@ def test_periodic_cleanup_removes_expired_files_from_the_bucket_and_keeps_fresh_
     removed = cleanup()
 
     assert removed["images"] >= 1 and removed["reports"] >= 1 and removed["files"] >= 3
+    assert removed["stale_uploads"] == 0  # the task also aborts day-old multipart uploads (none here)
     assert keys(s3_client, default_bucket, f"images/{old_image.id}/") == set()
     assert keys(s3_client, default_bucket, f"reports/{old_report.id}/") == set()
     assert not UploadedImage.objects.filter(id=old_image.id).exists()
