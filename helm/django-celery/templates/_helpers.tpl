@@ -1,0 +1,350 @@
+{{/* Names ------------------------------------------------------------------ */}}
+{{- define "dc.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "dc.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of one component's objects: (dict "ctx" $ "component" "web") */}}
+{{- define "dc.componentName" -}}
+{{- printf "%s-%s" (include "dc.fullname" .ctx) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "dc.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "dc.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret every component reads: the user's existingSecret or the generated one. */}}
+{{- define "dc.secretName" -}}
+{{- default (include "dc.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "dc.configName" -}}
+{{- printf "%s-config" (include "dc.fullname" .) }}
+{{- end }}
+
+{{- define "dc.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Labels: (dict "ctx" $ "component" "web") ------------------------------- */}}
+{{- define "dc.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dc.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "dc.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{ include "dc.selectorLabels" . }}
+app.kubernetes.io/version: {{ default .ctx.Chart.AppVersion .ctx.Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: {{ include "dc.name" .ctx }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Pod labels of app pods also carry the client label the broker/database NetworkPolicies admit. */}}
+{{- define "dc.appPodLabels" -}}
+{{ include "dc.selectorLabels" . }}
+{{ include "dc.name" .ctx }}/client: "true"
+{{- with .ctx.Values.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Checksums roll the pods when config or the generated Secret changes. */}}
+{{- define "dc.checksumAnnotations" -}}
+checksum/config: {{ include (print .Template.BasePath "/config/configmap.yaml") . | sha256sum }}
+{{- if .Values.secrets.existingSecret }}
+checksum/secret: {{ print "existing:" .Values.secrets.existingSecret | sha256sum }}
+{{- else }}
+checksum/secret: {{ include (print .Template.BasePath "/config/secret.yaml") . | sha256sum }}
+{{- end }}
+{{- with .Values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level scheduling and security shared by app pods: (dict "ctx" $ "component" "web" "nodeSelector" ... ) */}}
+{{- define "dc.podScheduling" -}}
+{{- $ctx := .ctx }}
+{{- with (default $ctx.Values.nodeSelector .nodeSelector) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $ctx.Values.tolerations .tolerations) }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $ctx.Values.affinity .affinity) }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $ctx.Values.topologySpread.enabled }}
+topologySpreadConstraints:
+{{- range $ctx.Values.topologySpread.topologyKeys }}
+  - maxSkew: {{ $ctx.Values.topologySpread.maxSkew }}
+    topologyKey: {{ . }}
+    whenUnsatisfiable: {{ $ctx.Values.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "dc.selectorLabels" (dict "ctx" $ctx "component" $.component) | nindent 8 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "dc.podSecurity" -}}
+serviceAccountName: {{ include "dc.serviceAccountName" . }}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Environment of every app container: ConfigMap for settings, secretKeyRef per secret name.
+     Explicit refs (not envFrom on the Secret) so only contract names become env vars. */}}
+{{- define "dc.appEnv" -}}
+{{- $secret := include "dc.secretName" . }}
+{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "STORAGE_S3_ACCESS_KEY_ID" "STORAGE_S3_SECRET_ACCESS_KEY" }}
+{{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "FLOWER_USER" "FLOWER_PASSWORD" "EMAIL_URL" }}
+{{- if eq .Values.storage.backend "s3" }}
+{{- $names = concat $names (list "STORAGE_S3_ACCESS_KEY_ID" "STORAGE_S3_SECRET_ACCESS_KEY") }}
+{{- end }}
+{{- range $names }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ . }}
+      {{- if has . $optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "dc.envFrom" -}}
+- configMapRef:
+    name: {{ include "dc.configName" . }}
+{{- end }}
+
+{{/* Volumes of app pods: writable /tmp (read-only root filesystem) and the shared media claim. */}}
+{{- define "dc.appVolumes" -}}
+{{- $ctx := default . .ctx }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ $ctx.Values.tmpSizeLimit }}
+{{- if and (eq $ctx.Values.storage.backend "filesystem") (not .noMedia) }}
+- name: media
+  persistentVolumeClaim:
+    claimName: {{ default (include "dc.componentName" (dict "ctx" $ctx "component" "media")) $ctx.Values.storage.persistence.existingClaim }}
+{{- end }}
+{{- with $ctx.Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "dc.appVolumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if and (eq .Values.storage.backend "filesystem") (not .noMedia) }}
+- name: media
+  mountPath: {{ .Values.storage.mediaRoot }}
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* A container of the app image: (dict "ctx" $ "name" "web" "script" "start-web") */}}
+{{- define "dc.appContainerBase" -}}
+- name: {{ .name }}
+  image: {{ include "dc.image" .ctx }}
+  imagePullPolicy: {{ .ctx.Values.image.pullPolicy }}
+  command: ["/app/bin/{{ .script }}"]
+  securityContext:
+    {{- toYaml .ctx.Values.securityContext | nindent 4 }}
+  {{- if not .hook }}
+  envFrom:
+    {{- include "dc.envFrom" .ctx | nindent 4 }}
+  {{- end }}
+  env:
+    {{- if .hook }}
+    {{- /* A hook runs before the ConfigMap exists: the same settings, inline. */}}
+    {{- range $k, $v := (include (print .ctx.Template.BasePath "/config/configmap.yaml") .ctx | fromYaml).data }}
+    - name: {{ $k }}
+      value: {{ $v | quote }}
+    {{- end }}
+    {{- end }}
+    {{- include "dc.appEnv" .ctx | nindent 4 }}
+    {{- with .env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  volumeMounts:
+    {{- include "dc.appVolumeMounts" (dict "Values" .ctx.Values "noMedia" .hook) | nindent 4 }}
+  {{- with .resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* initContainer that holds app pods until the schema is current (no hook: no install --wait deadlock). */}}
+{{- define "dc.waitForMigrations" -}}
+{{- if and .Values.migrations.enabled .Values.migrations.waitForMigrations.enabled }}
+initContainers:
+  - name: wait-for-migrations
+    image: {{ include "dc.image" . }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    command:
+      {{- toYaml .Values.migrations.waitForMigrations.command | nindent 6 }}
+    securityContext:
+      {{- toYaml .Values.securityContext | nindent 6 }}
+    envFrom:
+      {{- include "dc.envFrom" . | nindent 6 }}
+    env:
+      {{- include "dc.appEnv" . | nindent 6 }}
+    volumeMounts:
+      {{- include "dc.appVolumeMounts" . | nindent 6 }}
+    resources:
+      {{- toYaml .Values.migrations.resources | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/* Security context of bundled services: same hardening, their image's own UID. */}}
+{{- define "dc.servicePodSecurity" -}}
+automountServiceAccountToken: false
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ .uid }}
+  runAsGroup: {{ .uid }}
+  fsGroup: {{ .uid }}
+  fsGroupChangePolicy: OnRootMismatch
+  seccompProfile:
+    type: RuntimeDefault
+{{- end }}
+
+{{/* Broker/DB hosts of the bundled services. */}}
+{{- define "dc.redisHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "redis") }}{{- end }}
+{{- define "dc.rabbitmqHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "rabbitmq") }}{{- end }}
+{{- define "dc.postgresqlHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "postgresql") }}{{- end }}
+{{- define "dc.pgbouncerHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "pgbouncer") }}{{- end }}
+
+{{/* Does the chart run KEDA / HPA for workers? */}}
+{{- define "dc.workerMaxReplicas" -}}
+{{- if eq .ctx.Values.workers.autoscaler "none" }}{{ .pool.replicas }}{{ else }}{{ .pool.autoscaling.maxReplicas }}{{ end }}
+{{- end }}
+
+{{/* Grace period of a pool: its longest task plus the shutdown margin (warm shutdown waits for running tasks). */}}
+{{- define "dc.workerGracePeriod" -}}
+{{- $longest := .pool.longestTaskSeconds | int }}
+{{- if eq $longest 0 }}{{ $longest = .ctx.Values.config.celery.taskTimeLimit | int }}{{ end }}
+{{- add $longest (.ctx.Values.workers.shutdownMarginSeconds | int) }}
+{{- end }}
+
+{{/* HPA resource metrics: (dict "cpu" 70 "memory" 0); 0 leaves a metric out. */}}
+{{- define "dc.resourceMetrics" -}}
+{{- range $resource, $target := . }}
+{{- if $target }}
+- type: Resource
+  resource:
+    name: {{ $resource }}
+    target:
+      type: Utilization
+      averageUtilization: {{ $target }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Bundled services are for evaluation: labelled so policy engines and people can tell. */}}
+{{- define "dc.evaluationLabels" -}}
+{{ include "dc.labels" . }}
+{{ include "dc.name" .ctx }}/evaluation-only: "true"
+{{- end }}
+
+{{/* A ClusterIP Service for a bundled service: (dict "ctx" $ "component" "redis" "port" 6379) */}}
+{{- define "dc.bundledService" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "dc.componentName" . }}
+  labels:
+    {{- include "dc.evaluationLabels" . | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "dc.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: {{ .portName }}
+      port: {{ .port }}
+      targetPort: {{ .portName }}
+      protocol: TCP
+{{- end }}
+
+{{/* volumeClaimTemplates entry: (dict "persistence" .Values.redis.persistence) */}}
+{{- define "dc.dataClaimTemplate" -}}
+volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      {{- with .persistence.storageClassName }}
+      storageClassName: {{ . }}
+      {{- end }}
+      resources:
+        requests:
+          storage: {{ .persistence.size }}
+{{- end }}
+
+{{/* Env entry reading one key of the app Secret: (dict "ctx" $ "name" "REDIS_PASSWORD" "key" "redis-password") */}}
+{{- define "dc.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "dc.secretName" .ctx }}
+      key: {{ .key }}
+{{- end }}
+
+{{/* The worker pools with workers.poolDefaults filled in, as a JSON list (use with fromJsonArray). */}}
+{{- define "dc.pools" -}}
+{{- $pools := list }}
+{{- range .Values.workers.pools }}
+{{- $pool := deepCopy $.Values.workers.poolDefaults }}
+{{- $_ := include "dc.deepMerge" (dict "dst" $pool "src" (deepCopy .)) }}
+{{- $pools = append $pools $pool }}
+{{- end }}
+{{- toJson $pools }}
+{{- end }}
+
+{{/* Deep-merge src into dst in place. Unlike mergeOverwrite it keeps 0 and false from src (minReplicas: 0). */}}
+{{- define "dc.deepMerge" -}}
+{{- $dst := .dst }}
+{{- range $k, $v := .src }}
+{{- if and (kindIs "map" $v) (kindIs "map" (get $dst $k)) }}
+{{- $_ := include "dc.deepMerge" (dict "dst" (get $dst $k) "src" $v) }}
+{{- else }}
+{{- $_ := set $dst $k $v }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,82 @@
+"""KEDA ScaledObjects per pool on its own queues (Redis list / RabbitMQ queue length), HPA fallback."""
+import pytest
+
+from tests.chart.helm_template_generator import by_kind_name, of_kind, render_chart
+
+SO = "templates/worker/worker-scaledobject.yaml"
+TA = "templates/worker/worker-triggerauthentication.yaml"
+
+
+def test_redis_trigger_per_queue_with_values():
+    values = {"workers": {"pools": [{"name": "mixed", "queues": ["default", "io"], "pool": "prefork", "concurrency": 2,
+                                     "autoscaling": {"minReplicas": 0, "maxReplicas": 7, "pollingInterval": 5, "cooldownPeriod": 120,
+                                                     "scaleDownStabilizationSeconds": 90, "queueLength": 3, "activationQueueLength": 1}}]}}
+    so = render_chart(values=values, show_only=[SO])[0]
+    spec = so["spec"]
+    assert spec["scaleTargetRef"]["name"] == "release-django-celery-worker-mixed"
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["pollingInterval"], spec["cooldownPeriod"]) == (0, 7, 5, 120)
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 90
+    triggers = spec["triggers"]
+    assert [t["metadata"]["listName"] for t in triggers] == ["default", "io"]
+    assert all(t["type"] == "redis" and t["metadata"]["listLength"] == "3" and t["metadata"]["activationListLength"] == "1" for t in triggers)
+    assert triggers[0]["metadata"]["address"] == "redis.example.com:6379"
+    assert triggers[0]["authenticationRef"]["name"] == "release-django-celery-keda-broker"
+
+
+def test_each_pool_scales_on_its_own_queue():
+    sos = {o["metadata"]["name"]: o for o in render_chart(show_only=[SO])}
+    queues = {name: [t["metadata"]["listName"] for t in so["spec"]["triggers"]] for name, so in sos.items()}
+    assert queues == {"release-django-celery-worker-default": ["default"], "release-django-celery-worker-io": ["io"],
+                      "release-django-celery-worker-images": ["images"]}
+
+
+def test_redis_password_from_secret_via_trigger_authentication():
+    ta = render_chart(show_only=[TA])[0]
+    assert ta["kind"] == "TriggerAuthentication"
+    assert ta["spec"]["secretTargetRef"] == [{"parameter": "password", "name": "release-django-celery", "key": "redis-password"}]
+
+
+def test_bundled_redis_address_defaults_to_service():
+    so = render_chart(values={"redis": {"enabled": True}, "broker": {"url": ""}, "workers": {"keda": {"redis": {"address": ""}}}}, show_only=[SO])[0]
+    assert so["spec"]["triggers"][0]["metadata"]["address"] == "release-django-celery-redis:6379"
+
+
+def test_rabbitmq_queue_length_with_trigger_authentication():
+    values = {"broker": {"type": "rabbitmq", "url": "amqp://u:p@mq:5672/app"}}
+    objects = render_chart(values=values, show_only=[SO, TA])
+    ta = of_kind(objects, "TriggerAuthentication")[0]
+    assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "release-django-celery", "key": "CELERY_BROKER_URL"}]
+    so = by_kind_name(objects, "ScaledObject", "release-django-celery-worker-io")
+    trigger = so["spec"]["triggers"][0]
+    assert trigger["type"] == "rabbitmq"
+    assert trigger["metadata"] == {"protocol": "amqp", "queueName": "io", "mode": "QueueLength", "value": "20", "activationValue": "0"}
+    assert trigger["authenticationRef"]["name"] == ta["metadata"]["name"]
+    assert "host" not in trigger["metadata"]  # credentials never inline
+
+
+def test_hpa_fallback_on_cpu_memory():
+    values = {"workers": {"autoscaler": "hpa", "pools": [{"name": "default", "queues": ["default"], "pool": "prefork", "concurrency": 2,
+              "autoscaling": {"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60,
+                              "targetMemoryUtilizationPercentage": 75, "scaleDownStabilizationSeconds": 600}}]}}
+    objects = render_chart(values=values)
+    assert not of_kind(objects, "ScaledObject") and not of_kind(objects, "TriggerAuthentication")
+    hpa = by_kind_name(objects, "HorizontalPodAutoscaler", "release-django-celery-worker-default")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    assert {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]} == {"cpu": 60, "memory": 75}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+    # Autoscaled Deployments leave replicas to the autoscaler.
+    assert "replicas" not in by_kind_name(objects, "Deployment", "release-django-celery-worker-default")["spec"]
+
+
+def test_no_autoscaler_uses_fixed_replicas():
+    objects = render_chart(values={"workers": {"autoscaler": "none"}})
+    assert not of_kind(objects, "ScaledObject")
+    assert not [h for h in of_kind(objects, "HorizontalPodAutoscaler") if "-worker-" in h["metadata"]["name"]]
+    assert by_kind_name(objects, "Deployment", "release-django-celery-worker-io")["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("autoscaler", ["hpa"])
+def test_hpa_cannot_scale_to_zero(autoscaler):
+    from tests.chart.helm_template_generator import HelmFailed
+    with pytest.raises(HelmFailed, match=r"workers.pools\[2\].autoscaling.minReplicas must be at least 1"):
+        render_chart(values={"workers": {"autoscaler": autoscaler}})

@@ -1,0 +1,110 @@
+"""Config and secrets: contract names only, existingSecret everywhere, generated secrets kept, checksums."""
+import base64
+import re
+from pathlib import Path
+
+from tests.chart.helm_template_generator import REPO_ROOT, by_kind_name, of_kind, pod_spec, render_chart
+
+CONTRACT = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (REPO_ROOT / "docs" / "configuration.md").read_text()))
+
+
+def decoded(secret):
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def app_containers(objects):
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "Job") and obj["metadata"]["labels"]["app.kubernetes.io/component"] != "pgbouncer":
+            spec = pod_spec(obj)
+            yield from spec["containers"] + spec.get("initContainers", [])
+
+
+def test_app_env_uses_contract_names_only():
+    objects = render_chart(values={"storage": {"backend": "s3", "s3": {"bucket": "b", "accessKeyId": "k", "secretAccessKey": "s"}}})
+    config = by_kind_name(objects, "ConfigMap", "release-django-celery-config")
+    assert set(config["data"]) <= CONTRACT, set(config["data"]) - CONTRACT
+    for c in app_containers(objects):
+        assert {e["name"] for e in c["env"]} <= CONTRACT, (c["name"], {e["name"] for e in c["env"]} - CONTRACT)
+
+
+def test_generated_secret_holds_urls_and_random_values():
+    secret = decoded(render_chart(show_only=["templates/config/secret.yaml"])[0])
+    assert secret["DATABASE_URL"] == "postgres://app:pw@db.example.com:5432/app"
+    assert secret["CELERY_BROKER_URL"] == "redis://:pw@redis.example.com:6379/0"
+    assert len(secret["DJANGO_SECRET_KEY"]) == 64 and len(secret["FLOWER_PASSWORD"]) == 32
+
+
+def test_generated_values_are_looked_up_so_upgrades_keep_them():
+    source = (REPO_ROOT / "helm/django-celery/templates/config/secret.yaml").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace $name' in source
+    secret = render_chart(show_only=["templates/config/secret.yaml"])[0]
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_bundled_services_urls_share_the_generated_passwords():
+    values = {"database": {"url": ""}, "broker": {"url": ""}, "redis": {"enabled": True}, "postgresql": {"enabled": True}}
+    secret = decoded(render_chart(values=values, show_only=["templates/config/secret.yaml"])[0])
+    assert secret["CELERY_BROKER_URL"] == f"redis://:{secret['redis-password']}@release-django-celery-redis:6379/0"
+    assert secret["DATABASE_URL"] == f"postgres://app:{secret['postgresql-password']}@release-django-celery-postgresql:5432/app"
+
+
+def test_existing_secret_everywhere_and_no_secret_rendered():
+    values = {"secrets": {"existingSecret": "app-env"}, "database": {"url": ""}, "broker": {"url": ""}}
+    objects = render_chart(values=values)
+    assert not of_kind(objects, "Secret")
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for c in app_containers(objects) for e in c["env"] if "valueFrom" in e}
+    assert refs == {"app-env"}
+    ta = of_kind(objects, "TriggerAuthentication")[0]
+    assert ta["spec"]["secretTargetRef"][0]["name"] == "app-env"
+    # Nothing secret may leak into the ConfigMap.
+    assert not [v for v in by_kind_name(objects, "ConfigMap", "release-django-celery-config")["data"].values() if "://" in v and "@" in v]
+
+
+def test_checksum_annotations_roll_pods_on_config_change():
+    def checksums(values=None):
+        dep = by_kind_name(render_chart(values=values), "Deployment", "release-django-celery-web")
+        ann = dep["spec"]["template"]["metadata"]["annotations"]
+        return ann["checksum/config"], ann["checksum/secret"]
+    fixed = {"secrets": {"djangoSecretKey": "k" * 60, "flowerPassword": "p" * 20}}
+    base = checksums(fixed)
+    assert checksums(fixed) == base
+    assert checksums(fixed | {"config": {"allowedHosts": "other.example.com"}})[0] != base[0]
+    assert checksums({"secrets": {"djangoSecretKey": "x" * 60, "flowerPassword": "p" * 20}})[1] != base[1]
+    with_existing = checksums({"secrets": {"existingSecret": "app-env"}})
+    assert with_existing[1] == checksums({"secrets": {"existingSecret": "app-env"}})[1]
+
+
+def test_checksums_on_every_app_pod():
+    for dep in of_kind(render_chart(), "Deployment"):
+        ann = dep["spec"]["template"]["metadata"].get("annotations", {})
+        assert "checksum/config" in ann and "checksum/secret" in ann, dep["metadata"]["name"]
+
+
+def test_pgbouncer_forces_conn_max_age_zero():
+    values = {"database": {"url": ""}, "broker": {"url": ""}, "redis": {"enabled": True}, "postgresql": {"enabled": True},
+              "pgbouncer": {"enabled": True}, "workers": {"keda": {"redis": {"address": ""}}}}
+    objects = render_chart(values=values)
+    assert by_kind_name(objects, "ConfigMap", "release-django-celery-config")["data"]["DATABASE_CONN_MAX_AGE"] == "0"
+    secret = decoded(by_kind_name(objects, "Secret", "release-django-celery"))
+    assert "@release-django-celery-pgbouncer:5432/" in secret["DATABASE_URL"]
+    assert secret["pgbouncer-userlist"] == f'"app" "{secret["postgresql-password"]}"\n'
+
+
+def test_media_claim_is_read_write_many():
+    pvc = by_kind_name(render_chart(), "PersistentVolumeClaim", "release-django-celery-media")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    objects = render_chart(values={"storage": {"persistence": {"existingClaim": "shared-media"}}})
+    assert not of_kind(objects, "PersistentVolumeClaim")
+    vols = pod_spec(by_kind_name(objects, "Deployment", "release-django-celery-web"))["volumes"]
+    assert {"name": "media", "persistentVolumeClaim": {"claimName": "shared-media"}} in vols
+
+
+def test_bundled_redis_auth_aof_noeviction():
+    values = {"broker": {"url": ""}, "redis": {"enabled": True}, "workers": {"keda": {"redis": {"address": ""}}}}
+    sts = by_kind_name(render_chart(values=values), "StatefulSet", "release-django-celery-redis")
+    args = pod_spec(sts)["containers"][0]["args"]
+    pairs = dict(zip(args[::2], args[1::2]))
+    assert pairs["--appendonly"] == "yes" and pairs["--maxmemory-policy"] == "noeviction"
+    assert pairs["--requirepass"] == "$(REDIS_PASSWORD)"
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert sts["metadata"]["labels"]["django-celery/evaluation-only"] == "true"
