@@ -1,0 +1,42 @@
+"""Fixtures of the smoke suite (tests/smoke). Target from SMOKE_* variables; see smokelib.Target."""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import pytest
+
+from smokelib import Target
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "compose: needs the Docker Compose stack itself (docker inspect, scaling)")
+    config.addinivalue_line("markers", "browser: drives Debian's headless Chromium through Playwright")
+
+
+@pytest.fixture(scope="session")
+def target() -> Target:
+    return Target.from_env()
+
+
+@pytest.fixture(scope="session")
+def http(target):
+    with target.session() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def flower_auth(target):
+    if not target.flower_user or not target.flower_password:
+        pytest.fail("SMOKE_FLOWER_USER and SMOKE_FLOWER_PASSWORD are required")
+    return (target.flower_user, target.flower_password)
+
+
+@pytest.fixture(scope="session")
+def compose_cmd() -> list[str]:
+    """The `docker compose -p ... -f ... --env-file ...` command of the stack under test."""
+    command = os.environ.get("SMOKE_COMPOSE")
+    if not command:
+        pytest.skip("SMOKE_COMPOSE is not set: not a Compose target")
+    return shlex.split(command)

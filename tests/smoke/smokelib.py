@@ -1,0 +1,81 @@
+"""Shared helpers of the smoke suite: target settings from the environment, polling, a tiny image.
+
+The suite runs against any deployment reachable over HTTPS (the Compose stack, a Kubernetes ingress):
+everything target-specific comes from SMOKE_* variables (see README.md next to this file).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import requests
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str  # https://host:port, no trailing slash
+    ca_file: str | None  # CA bundle that signs the target's certificate (None: the system store)
+    http_url: str | None  # plain-HTTP entry that must redirect to HTTPS (None: not checked)
+    flower_user: str
+    flower_password: str
+    flower_path: str
+    admin_path: str
+    artifacts: str
+
+    @classmethod
+    def from_env(cls) -> "Target":
+        base = os.environ.get("SMOKE_BASE_URL", "").rstrip("/")
+        if not base.startswith("https://"):
+            raise RuntimeError("SMOKE_BASE_URL must be the https:// URL of the deployment under test")
+        return cls(
+            base_url=base,
+            ca_file=os.environ.get("SMOKE_CA_FILE") or None,
+            http_url=(os.environ.get("SMOKE_HTTP_URL") or "").rstrip("/") or None,
+            flower_user=os.environ.get("SMOKE_FLOWER_USER", ""),
+            flower_password=os.environ.get("SMOKE_FLOWER_PASSWORD", ""),
+            flower_path="/" + os.environ.get("SMOKE_FLOWER_PATH", "flower").strip("/") + "/",
+            admin_path="/" + os.environ.get("SMOKE_ADMIN_PATH", "admin").strip("/") + "/",
+            artifacts=os.environ.get("SMOKE_ARTIFACTS", os.path.join(os.path.dirname(__file__), "artifacts")),
+        )
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        # TLS is verified against the deployment's CA: never verify=False. trust_env off, or requests
+        # lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override this CA (and *_PROXY divert local traffic).
+        session.trust_env = False
+        session.verify = self.ca_file or True
+        return session
+
+
+def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float, interval: float = 0.5,
+         what: str = "condition") -> Any:
+    """Call fetch() until done(value) or the timeout; return the last value or fail with it."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while True:
+        try:
+            value = fetch()
+            if done(value):
+                return value
+        except requests.RequestException as exc:  # the target may be briefly unavailable
+            value = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {value!r}")
+        time.sleep(interval)
+
+
+def png_bytes(width: int = 1600, height: int = 1200) -> bytes:
+    """A real PNG (gradient, so it compresses like a photo would not) built with Pillow."""
+    from PIL import Image
+
+    picture = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
