@@ -152,7 +152,7 @@ imagePullSecrets:
 
 {{/* Volumes of app pods: writable /tmp (read-only root filesystem) and the shared media claim. */}}
 {{- define "dc.appVolumes" -}}
-{{- $ctx := default . .ctx }}
+{{- $ctx := default . .ctx -}}
 - name: tmp
   emptyDir:
     sizeLimit: {{ $ctx.Values.tmpSizeLimit }}
@@ -198,7 +198,7 @@ imagePullSecrets:
       value: {{ $v | quote }}
     {{- end }}
     {{- end }}
-    {{- include "dc.appEnv" .ctx | nindent 4 }}
+    {{- with (include "dc.appEnv" .ctx | trim) }}{{ . | nindent 4 }}{{ end }}
     {{- with .env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -224,7 +224,7 @@ initContainers:
     envFrom:
       {{- include "dc.envFrom" . | nindent 6 }}
     env:
-      {{- include "dc.appEnv" . | nindent 6 }}
+      {{- with (include "dc.appEnv" . | trim) }}{{ . | nindent 6 }}{{ end }}
     volumeMounts:
       {{- include "dc.appVolumeMounts" . | nindent 6 }}
     resources:
