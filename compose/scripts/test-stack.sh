@@ -55,7 +55,7 @@ done
 get() { sed -n "s/^$1=//p" "$ENV_FILE" | tail -n1; }
 export SMOKE_BASE_URL="https://localhost:$PROXY_HTTPS_PORT"
 export SMOKE_HTTP_URL="http://localhost:$PROXY_HTTP_PORT"
-export SMOKE_CA_FILE=$CA_FILE
+export SMOKE_CA_FILE=$CA_FILE SMOKE_ENV_FILE=$ENV_FILE
 export SMOKE_FLOWER_USER; SMOKE_FLOWER_USER=$(get FLOWER_USER)
 export SMOKE_FLOWER_PASSWORD; SMOKE_FLOWER_PASSWORD=$(get FLOWER_PASSWORD)
 export SMOKE_ADMIN_USER; SMOKE_ADMIN_USER=$(get DJANGO_SUPERUSER_USERNAME)
@@ -65,5 +65,5 @@ export SMOKE_COMPOSE="${COMPOSE[*]}"
 export SMOKE_ARTIFACTS=tests/smoke/artifacts/$BROKER
 
 say "running the smoke suite"
-.venv/bin/python -m pytest tests/smoke -p no:cacheprovider -o addopts="" -q -rA --timeout 300 ${SMOKE_PYTEST_ARGS:-}
+.venv/bin/python -m pytest tests/smoke -p no:cacheprovider -q -rA --timeout 300 ${SMOKE_PYTEST_ARGS:-}
 status=0
