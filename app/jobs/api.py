@@ -21,6 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from deploykit.storage import content_disposition, safe_content_type
+
 from .models import Report, Status, TaskRecord, UploadedImage
 from .tasks import DEMO_TASKS, generate_report, image_workflow
 
@@ -254,14 +256,20 @@ class ImageDetailView(APIView):
                          **image_urls(image), "width": image.width, "height": image.height})
 
 
-def serve_file(name: str, filename: str, content_type: str | None = None):
-    """Stream from filesystem storage; redirect to a (presigned) URL for object storage."""
+def serve_file(name: str, filename: str):
+    """Stream from filesystem storage; redirect to a short-lived presigned URL for object storage.
+
+    Both ways with the safe headers of deploykit.storage (allowlisted Content-Type from the stored
+    name, never the uploader's claim; inline only for raster images), so the two modes behave alike.
+    """
+    content_type = safe_content_type(name)
+    disposition = content_disposition(name, filename)
     if isinstance(default_storage, FileSystemStorage):
-        response = FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=filename)
-        if content_type:
-            response["Content-Type"] = content_type
+        response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+        response["Content-Disposition"] = disposition
         return response
-    return HttpResponseRedirect(default_storage.url(name))
+    return HttpResponseRedirect(default_storage.url(
+        name, parameters={"ResponseContentType": content_type, "ResponseContentDisposition": disposition}))
 
 
 class ImageDownloadView(APIView):
@@ -277,9 +285,9 @@ class ImageDownloadView(APIView):
         if variant == "resized":
             if image.status != Status.DONE:
                 raise NotReady(f"Image is not processed (status: {image.status}).")
-            return serve_file(image.resized.name, f"{image.id}.jpg", "image/jpeg")
+            return serve_file(image.resized.name, f"{image.id}.jpg")
         if variant in image.thumbnails:
-            return serve_file(image.thumbnails[variant], f"{image.id}-{variant}.jpg", "image/jpeg")
+            return serve_file(image.thumbnails[variant], f"{image.id}-{variant}.jpg")
         valid = ["original", "resized", *sorted(image.thumbnails, key=int)]
         raise exceptions.ValidationError({"variant": [f"Unknown variant {variant!r}; one of: {', '.join(valid)}."]})
 
@@ -328,4 +336,4 @@ class ReportDownloadView(APIView):
         report = _get(Report, report_id, "report")
         if report.status != Status.DONE:
             raise NotReady(f"Report is not ready (status: {report.status}).")
-        return serve_file(report.file.name, f"{report.kind}-report-{report.id}.csv", "text/csv")
+        return serve_file(report.file.name, f"{report.kind}-report-{report.id}.csv")

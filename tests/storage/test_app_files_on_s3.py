@@ -110,3 +110,34 @@ def test_stale_multipart_uploads_are_aborted(default_bucket, s3_client):
     assert abort_stale_uploads(older_than=timedelta(seconds=0)) >= 1
     remaining = s3_client.list_multipart_uploads(Bucket=default_bucket).get("Uploads", [])
     assert all(item["UploadId"] != upload["UploadId"] for item in remaining)
+
+
+def test_download_views_redirect_to_a_presigned_url_with_safe_headers(default_bucket, s3_server):
+    import urllib.request
+
+    from django.test import Client
+
+    from jobs.models import Report, UploadedImage
+    from jobs.tasks import generate_report, resize_image
+
+    image = uploaded_image("holiday.png")
+    resize_image(str(image.id))
+    UploadedImage.objects.filter(id=image.id).update(status="done")
+    report = Report.objects.create(kind="tasks")
+    generate_report(str(report.id))
+    client = Client(HTTP_HOST="localhost")
+
+    cases = [
+        (f"/api/images/{image.id}/download", "image/jpeg", f'inline; filename="{image.id}.jpg"'),
+        (f"/api/reports/{report.id}/download", "text/csv", f'attachment; filename="tasks-report-{report.id}.csv"'),
+    ]
+    for path, content_type, disposition in cases:
+        response = client.get(path)
+        assert response.status_code == 302, (path, response.status_code)
+        location = response["Location"]
+        assert location.startswith(f"{s3_server.public_endpoint}/{default_bucket}/")
+        with urllib.request.urlopen(location, timeout=10) as download:
+            assert download.status == 200
+            assert download.headers["Content-Type"] == content_type
+            assert download.headers["Content-Disposition"].startswith(disposition)
+            assert download.read()
