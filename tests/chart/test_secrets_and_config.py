@@ -108,3 +108,18 @@ def test_bundled_redis_auth_aof_noeviction():
     assert pairs["--requirepass"] == "$(REDIS_PASSWORD)"
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
     assert sts["metadata"]["labels"]["django-celery/evaluation-only"] == "true"
+
+
+def test_each_container_gets_only_the_secrets_it_uses():
+    objects = render_chart(values={"secrets": {"superuser": {"username": "ops", "email": "ops@example.com"}}})
+    def secret_env(kind, name):
+        c = pod_spec(by_kind_name(objects, kind, name))["containers"][0]
+        return {e["name"] for e in c["env"] if "valueFrom" in e}
+    flower = secret_env("Deployment", "release-django-celery-flower")
+    web = secret_env("Deployment", "release-django-celery-web")
+    migrate = secret_env("Job", of_kind(objects, "Job")[0]["metadata"]["name"])
+    assert {"FLOWER_USER", "FLOWER_PASSWORD"} <= flower and not {"FLOWER_USER", "FLOWER_PASSWORD"} & web
+    assert {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD"} <= migrate
+    assert not {n for n in web if n.startswith("DJANGO_SUPERUSER_")}
+    secret = decoded(by_kind_name(objects, "Secret", "release-django-celery"))
+    assert secret["DJANGO_SUPERUSER_USERNAME"] == "ops" and len(secret["DJANGO_SUPERUSER_PASSWORD"]) == 32

@@ -121,16 +121,18 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
-{{/* Environment of every app container: ConfigMap for settings, secretKeyRef per secret name.
-     Explicit refs (not envFrom on the Secret) so only contract names become env vars. */}}
+{{/* Environment of app containers: ConfigMap for settings, one secretKeyRef per secret name.
+     Explicit refs (not envFrom on the Secret) so only contract names become env vars, and each
+     container gets only the secrets it uses: (dict "ctx" $ "secretKeys" (list "FLOWER_USER")) */}}
 {{- define "dc.appEnv" -}}
-{{- $secret := include "dc.secretName" . }}
-{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "STORAGE_S3_ACCESS_KEY_ID" "STORAGE_S3_SECRET_ACCESS_KEY" }}
-{{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "FLOWER_USER" "FLOWER_PASSWORD" "EMAIL_URL" }}
-{{- if eq .Values.storage.backend "s3" }}
+{{- $ctx := .ctx }}
+{{- $secret := include "dc.secretName" $ctx }}
+{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" }}
+{{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
+{{- if eq $ctx.Values.storage.backend "s3" }}
 {{- $names = concat $names (list "STORAGE_S3_ACCESS_KEY_ID" "STORAGE_S3_SECRET_ACCESS_KEY") }}
 {{- end }}
-{{- range $names }}
+{{- range concat $names (.secretKeys | default list) }}
 - name: {{ . }}
   valueFrom:
     secretKeyRef:
@@ -140,7 +142,7 @@ imagePullSecrets:
       optional: true
       {{- end }}
 {{- end }}
-{{- with .Values.extraEnv }}
+{{- with $ctx.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -198,7 +200,7 @@ imagePullSecrets:
       value: {{ $v | quote }}
     {{- end }}
     {{- end }}
-    {{- with (include "dc.appEnv" .ctx | trim) }}{{ . | nindent 4 }}{{ end }}
+    {{- with (include "dc.appEnv" (dict "ctx" .ctx "secretKeys" .secretKeys) | trim) }}{{ . | nindent 4 }}{{ end }}
     {{- with .env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -224,7 +226,7 @@ initContainers:
     envFrom:
       {{- include "dc.envFrom" . | nindent 6 }}
     env:
-      {{- with (include "dc.appEnv" . | trim) }}{{ . | nindent 6 }}{{ end }}
+      {{- with (include "dc.appEnv" (dict "ctx" .) | trim) }}{{ . | nindent 6 }}{{ end }}
     volumeMounts:
       {{- include "dc.appVolumeMounts" . | nindent 6 }}
     resources:
