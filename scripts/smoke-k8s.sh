@@ -1,40 +1,56 @@
 #!/usr/bin/env bash
-# Point the smoke suite (tests/smoke) at a release in a cluster: port-forward web and Flower to
-# 127.0.0.1, export the SMOKE_* variables the suite reads, and run it. testinfra's kubectl backend
-# (kubectl://POD?namespace=NS) reaches the pods for in-pod checks through SMOKE_K8S_NAMESPACE.
-# Usage: [NAMESPACE=django-celery-staging RELEASE=django-celery] scripts/smoke-k8s.sh [pytest args]
+# Run the smoke suite (tests/smoke) against a release in the current kubeconfig context.
+# The suite talks to one HTTPS front door (app, /admin/, /flower/), so this port-forwards the ingress
+# controller's HTTPS port to 127.0.0.1 and exports the SMOKE_* variables the suite reads; in-pod
+# checks can use testinfra's kubectl backend (kubectl://POD?namespace=$SMOKE_K8S_NAMESPACE).
+# The release must serve SMOKE_HOST (default localhost, which resolves to 127.0.0.1 without DNS) on
+# its web and Flower ingresses, with a certificate signed by the CA in TLS_SECRET (ca.crt, else tls.crt).
+#
+# Usage: NAMESPACE=django-celery-staging RELEASE=django-celery TLS_SECRET=app-tls scripts/smoke-k8s.sh [pytest args]
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
 NAMESPACE=${NAMESPACE:-django-celery-staging}
 RELEASE=${RELEASE:-django-celery}
-WEB_PORT=${WEB_PORT:-18000}
-FLOWER_PORT=${FLOWER_PORT:-15555}
+INGRESS_NAMESPACE=${INGRESS_NAMESPACE:-ingress-nginx}
+INGRESS_SERVICE=${INGRESS_SERVICE:-ingress-nginx-controller}
+SMOKE_HOST=${SMOKE_HOST:-localhost}
+LOCAL_PORT=${LOCAL_PORT:-18443}
+TLS_SECRET=${TLS_SECRET:-}
 
 command -v kubectl >/dev/null || { echo "kubectl is required for smoke-k8s" >&2; exit 2; }
 kubectl config current-context >/dev/null 2>&1 || { echo "no kubeconfig context: smoke-k8s needs a cluster" >&2; exit 2; }
-[ -d tests/smoke ] || { echo "tests/smoke is missing" >&2; exit 2; }
 
-# Service names follow the chart's fullname: <release> when it contains the chart name, else <release>-django-celery.
+# Object names follow the chart's fullname: <release> when it contains the chart name, else <release>-django-celery.
 case "$RELEASE" in *django-celery*) FULL=$RELEASE ;; *) FULL=$RELEASE-django-celery ;; esac
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-kubectl -n "$NAMESPACE" port-forward "svc/$FULL-web" "$WEB_PORT:80" >/dev/null & pids+=($!)
-kubectl -n "$NAMESPACE" port-forward "svc/$FULL-flower" "$FLOWER_PORT:5555" >/dev/null & pids+=($!)
+config() { kubectl -n "$NAMESPACE" get configmap "$FULL-config" -o "jsonpath={.data.$1}"; }
+secret() { kubectl -n "$NAMESPACE" get secret "${APP_SECRET:-$FULL}" -o "jsonpath={.data.$1}" | base64 -d; }
 
-# Wait (bounded) until the forwarded web port answers /healthz.
+mkdir -p build
+export SMOKE_CA_FILE=""
+if [ -n "$TLS_SECRET" ]; then
+    SMOKE_CA_FILE=$PWD/build/smoke-k8s-ca.pem
+    kubectl -n "$NAMESPACE" get secret "$TLS_SECRET" -o 'jsonpath={.data.ca\.crt}' | base64 -d > "$SMOKE_CA_FILE"
+    [ -s "$SMOKE_CA_FILE" ] || kubectl -n "$NAMESPACE" get secret "$TLS_SECRET" -o 'jsonpath={.data.tls\.crt}' | base64 -d > "$SMOKE_CA_FILE"
+fi
+
+kubectl -n "$INGRESS_NAMESPACE" port-forward "svc/$INGRESS_SERVICE" "$LOCAL_PORT:443" >build/smoke-k8s-port-forward.log 2>&1 &
+forward=$!
+trap 'kill "$forward" 2>/dev/null || true' EXIT
+
+export SMOKE_BASE_URL="https://$SMOKE_HOST:$LOCAL_PORT"
+curl_ca=(); [ -n "$SMOKE_CA_FILE" ] && curl_ca=(--cacert "$SMOKE_CA_FILE")
+# Readiness wait with a bound: the forward and the ingress route must both answer.
+ready=""
 for _ in $(seq 1 60); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$WEB_PORT/healthz" && break
-    sleep 0.5
+    if curl -fsS "${curl_ca[@]}" -o /dev/null "$SMOKE_BASE_URL/readyz"; then ready=yes; break; fi
+    sleep 1
 done
-curl -fsS -o /dev/null "http://127.0.0.1:$WEB_PORT/healthz" || { echo "web did not answer through port-forward" >&2; exit 1; }
+[ -n "$ready" ] || { echo "$SMOKE_BASE_URL/readyz did not answer (see build/smoke-k8s-port-forward.log)" >&2; exit 1; }
 
-secret() { kubectl -n "$NAMESPACE" get secret "${SECRET:-$FULL}" -o "jsonpath={.data.$1}" | base64 -d; }
-export SMOKE_TARGET=k8s
-export SMOKE_BASE_URL="http://127.0.0.1:$WEB_PORT"
-export SMOKE_FLOWER_URL="http://127.0.0.1:$FLOWER_PORT/$(kubectl -n "$NAMESPACE" get configmap "$FULL-config" -o 'jsonpath={.data.FLOWER_URL_PREFIX}')"
+export SMOKE_FLOWER_PATH; SMOKE_FLOWER_PATH=$(config FLOWER_URL_PREFIX)
+export SMOKE_ADMIN_PATH; SMOKE_ADMIN_PATH=$(config DJANGO_ADMIN_URL)
 export SMOKE_FLOWER_USER; SMOKE_FLOWER_USER=$(secret FLOWER_USER)
 export SMOKE_FLOWER_PASSWORD; SMOKE_FLOWER_PASSWORD=$(secret FLOWER_PASSWORD)
-export SMOKE_K8S_NAMESPACE=$NAMESPACE
-# No exec: the EXIT trap must stop the port-forwards after the suite.
-.venv/bin/python -m pytest -q tests/smoke "$@"
+export SMOKE_K8S_NAMESPACE=$NAMESPACE SMOKE_K8S_RELEASE=$RELEASE
+# Compose-only tests skip themselves (no SMOKE_COMPOSE). No exec: the EXIT trap stops the port-forward.
+.venv/bin/python -m pytest -q tests/smoke -m "not compose" "$@"
