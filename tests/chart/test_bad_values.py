@@ -5,7 +5,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.chart.helm_template_generator import CHART_DIR, HelmFailed, render_chart
+from .helm_template_generator import CHART_DIR, HelmFailed, render_chart
 
 
 @pytest.mark.parametrize("values, message", [

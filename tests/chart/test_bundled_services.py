@@ -1,5 +1,5 @@
 """Evaluation-only services: labelled as such, sized from the values, credentials from the app Secret."""
-from tests.chart.helm_template_generator import by_kind_name, pod_spec, render_chart
+from .helm_template_generator import by_kind_name, pod_spec, render_chart
 
 BUNDLED = {"database": {"url": "", "maxConnections": 120}, "broker": {"type": "rabbitmq", "url": ""},
            "rabbitmq": {"enabled": True}, "postgresql": {"enabled": True}}

@@ -1,5 +1,9 @@
 """Web, workers, beat, Flower: probes, commands, strategy and per-pool settings."""
-from tests.chart.helm_template_generator import by_kind_name, of_kind, pod_spec, render_chart
+import shutil
+
+import yaml
+
+from .helm_template_generator import BASE_VALUES, CHART_DIR, by_kind_name, deep_merge, of_kind, pod_spec, render_chart, run_helm
 
 
 def env_of(container):
@@ -129,9 +133,6 @@ class TestFlower:
 def render_notes(tmp_path, values):
     """NOTES.txt as `helm install` prints it: `helm install --dry-run` needs a cluster, so a copy of the
     chart gets a ConfigMap template that includes NOTES.txt (helm parses it as a template too)."""
-    import shutil
-
-    from tests.chart.helm_template_generator import BASE_VALUES, CHART_DIR, deep_merge, run_helm
     chart = tmp_path / "chart"
     shutil.copytree(CHART_DIR, chart)
     (chart / "templates" / "notes-probe.yaml").write_text(
@@ -139,7 +140,6 @@ def render_notes(tmp_path, values):
         "data:\n  text: {{ include (print $.Template.BasePath \"/NOTES.txt\") . | toJson }}\n")
     out = run_helm("template", "release", str(chart), "--namespace", "apps", "--show-only", "templates/notes-probe.yaml",
                    values=deep_merge(BASE_VALUES, values))
-    import yaml
     return yaml.safe_load(out)["data"]["text"]
 
 

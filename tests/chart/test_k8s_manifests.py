@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.helm_template_generator import REPO_ROOT, render_chart, validate_objects
+from .helm_template_generator import REPO_ROOT, render_chart, validate_objects
 
 K8S = REPO_ROOT / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())

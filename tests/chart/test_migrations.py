@@ -1,7 +1,7 @@
 """The migration Job runs once per release without deadlocking `helm install --wait` (airflow#11979)."""
 import pytest
 
-from tests.chart.helm_template_generator import HelmFailed, of_kind, pod_spec, render_chart
+from .helm_template_generator import HelmFailed, of_kind, pod_spec, render_chart
 
 JOB = "templates/migrations/migrations-job.yaml"
 

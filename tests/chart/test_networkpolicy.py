@@ -1,5 +1,5 @@
 """Only app pods reach the bundled broker/database; KEDA and Prometheus are allow-listed (keda#3939)."""
-from tests.chart.helm_template_generator import by_kind_name, of_kind, render_chart
+from .helm_template_generator import by_kind_name, of_kind, render_chart
 
 BUNDLED = {"database": {"url": ""}, "broker": {"url": ""}, "redis": {"enabled": True}, "postgresql": {"enabled": True},
            "workers": {"keda": {"redis": {"address": ""}}}}

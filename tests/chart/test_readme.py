@@ -1,7 +1,7 @@
 """values.yaml documents every value, and the chart README's values table is generated from it."""
 import yaml
 
-from tests.chart.values_table import CHART_DIR, described_paths, leaf_rows, render_readme
+from .values_table import CHART_DIR, described_paths, leaf_rows, render_readme
 
 
 def test_every_value_is_commented():

@@ -2,7 +2,7 @@
 object is valid for three Kubernetes minors (and KEDA / prometheus-operator CRD schemas)."""
 import pytest
 
-from tests.chart.helm_template_generator import CHART_DIR, BASE_VALUES, deep_merge, render_chart, run_helm, validate_objects
+from .helm_template_generator import CHART_DIR, BASE_VALUES, deep_merge, render_chart, run_helm, validate_objects
 
 EXTERNAL_RABBITMQ = {"broker": {"type": "rabbitmq", "url": "amqp://app:pw@mq.example.com:5672/app"}}
 BUNDLED_REDIS = {"database": {"url": ""}, "broker": {"url": ""}, "redis": {"enabled": True}, "postgresql": {"enabled": True},

@@ -3,7 +3,7 @@ import base64
 import re
 from pathlib import Path
 
-from tests.chart.helm_template_generator import REPO_ROOT, by_kind_name, of_kind, pod_spec, render_chart
+from .helm_template_generator import REPO_ROOT, by_kind_name, of_kind, pod_spec, render_chart
 
 CONTRACT = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (REPO_ROOT / "docs" / "configuration.md").read_text()))
 

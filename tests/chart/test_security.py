@@ -2,8 +2,8 @@
 seccomp RuntimeDefault, writable emptyDir /tmp, ServiceAccount without token, topology spread."""
 import pytest
 
-from tests.chart.helm_template_generator import by_kind_name, pod_spec, render_chart
-from tests.chart.test_render_matrix import BUNDLED_RABBITMQ, BUNDLED_REDIS, MATRIX
+from .helm_template_generator import by_kind_name, pod_spec, render_chart
+from .test_render_matrix import BUNDLED_RABBITMQ, BUNDLED_REDIS, MATRIX
 
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
