@@ -285,14 +285,15 @@ securityContext:
 {{ include "dc.name" .ctx }}/evaluation-only: "true"
 {{- end }}
 
-{{/* A ClusterIP Service for a bundled service: (dict "ctx" $ "component" "redis" "port" 6379) */}}
+{{/* A ClusterIP Service for a bundled service: (dict "ctx" $ "component" "redis" "port" 6379 "portName" "redis") */}}
 {{- define "dc.bundledService" -}}
 apiVersion: v1
 kind: Service
 metadata:
   name: {{ include "dc.componentName" . }}
   labels:
-    {{- include "dc.evaluationLabels" . | nindent 4 }}
+    {{- /* PgBouncer is production-grade; the bundled databases and brokers are not. */}}
+    {{- include (ternary "dc.labels" "dc.evaluationLabels" (eq .component "pgbouncer")) . | nindent 4 }}
 spec:
   type: ClusterIP
   selector:
