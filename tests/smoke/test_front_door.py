@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 
 
@@ -42,3 +45,19 @@ def test_flower_refuses_anonymous_access(http, target):
 def test_flower_refuses_wrong_password(http, target, flower_auth):
     response = http.get(target.url(target.flower_path), auth=(flower_auth[0], "not-the-password"), timeout=10)
     assert response.status_code == 401
+
+
+def test_superuser_logs_in_to_the_admin_through_the_proxy(target):
+    # Exercises CSRF behind TLS termination (trusted origins, secure cookies, X-Forwarded-Proto).
+    user, password = os.environ.get("SMOKE_ADMIN_USER"), os.environ.get("SMOKE_ADMIN_PASSWORD")
+    if not user or not password:
+        pytest.skip("SMOKE_ADMIN_USER/SMOKE_ADMIN_PASSWORD not set")
+    with target.session() as session:
+        login = target.url(target.admin_path + "login/")
+        page = session.get(login, timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        response = session.post(login, data={"csrfmiddlewaretoken": token, "username": user, "password": password,
+                                             "next": target.admin_path}, headers={"Referer": login}, timeout=10)
+        assert response.status_code == 200, response.status_code
+        assert response.url == target.url(target.admin_path), "login did not land on the admin index"
+        assert "Log out" in response.text or "logout" in response.text
