@@ -42,6 +42,7 @@ INSECURE_VALUES = frozenset(
 SECRET_KEY_MIN_LENGTH = 50
 SECRET_KEY_MIN_UNIQUE = 5
 PASSWORD_MIN_LENGTH = 8
+SUPPORTED_DB_ENGINES = frozenset({"django.db.backends.postgresql", "django.db.backends.sqlite3"})
 
 
 class ConfigurationError(ImproperlyConfigured):
@@ -204,10 +205,16 @@ class Env:
         if url is None:
             return None
         try:
-            return environ.Env.db_url_config(url)
+            config = environ.Env.db_url_config(url)
         except Exception as exc:  # django-environ raises several types for bad URLs
             self.error(name, f"is not a valid database URL: {exc}")
             return None
+        if config.get("ENGINE") not in SUPPORTED_DB_ENGINES:
+            scheme = url.split(":", 1)[0]
+            self.error(name, f"is not a valid database URL: unsupported scheme {scheme!r} "
+                             "(use postgres://user:password@host:5432/name, or sqlite:///path for development)")
+            return None
+        return config
 
     def email(self, name: str = "EMAIL_URL", default: str = "consolemail://") -> dict[str, Any]:
         url = self._raw(name) or default

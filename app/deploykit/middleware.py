@@ -25,9 +25,10 @@ class ProbeMiddleware:
         self.paths = frozenset(probe_paths())
 
     def __call__(self, request):
-        if request.method in ("GET", "HEAD") and request.path_info.rstrip("/") in self.paths:
+        path = request.path_info.rstrip("/")
+        if request.method in ("GET", "HEAD") and path in self.paths:
             try:
-                match = resolve(request.path_info)
+                match = resolve(path)
             except Resolver404:
                 return self.get_response(request)
             return match.func(request, *match.args, **match.kwargs)

@@ -23,10 +23,21 @@ APP = REPO / "app"
 BIN = APP / "bin"
 
 
+def _die_with_parent():  # preexec_fn: a killed test run leaves no servers or workers behind
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Abort(RuntimeError):
+    """Raised by a wait_for predicate: stop waiting now (e.g. the process died)."""
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
@@ -37,6 +48,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
             value = predicate()
             if value:
                 return value
+        except Abort:
+            raise
         except Exception as exc:  # noqa: BLE001 - keep polling
             last_exc = exc
         time.sleep(interval)
@@ -77,7 +90,7 @@ class Redis:
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.dir), "--protected-mode", "no"],
-            stdout=open(self.dir / "redis.log", "wb"), stderr=subprocess.STDOUT,
+            stdout=open(self.dir / "redis.log", "wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         wait_for(self.ping, 20, f"redis-server on port {self.port}")
         return self
@@ -130,7 +143,10 @@ class RabbitMQ:
         return env
 
     def start(self):
-        exe = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
+        # The real server script: Debian's /usr/sbin wrapper would `su rabbitmq` (dropping our environment).
+        exe = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+        if not os.path.exists(exe):
+            exe = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
         for sub in ("home", "mnesia", "log"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "enabled_plugins").write_text("[].\n")
@@ -148,7 +164,7 @@ class RabbitMQ:
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:
-            raise RuntimeError(f"rabbitmq-server exited: {(self.dir / 'server.log').read_text()[-2000:]}")
+            raise Abort(f"rabbitmq-server exited: {(self.dir / 'server.log').read_text()[-2000:]}")
         from kombu import Connection
 
         with Connection(self.url, connect_timeout=1) as conn:
@@ -296,7 +312,8 @@ class AppProcess:
 
     def start(self):
         self.proc = subprocess.Popen([str(BIN / self.script), *self.args], env=self.env, cwd="/",
-                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
         return self
 
     def output(self) -> str:
@@ -305,7 +322,7 @@ class AppProcess:
     def wait_for_output(self, text: str, timeout: float = 60) -> None:
         def seen():
             if self.proc.poll() is not None and text not in self.output():
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.output()[-3000:]}")
+                raise Abort(f"{self.name} exited ({self.proc.returncode}):\n{self.output()[-3000:]}")
             return text in self.output()
 
         wait_for(seen, timeout, f"{text!r} in {self.name} output", interval=0.3)
@@ -317,7 +334,11 @@ class AppProcess:
 
 
 def app_env(**overrides) -> dict:
+    """The test environment for app/bin/* subprocesses: the virtualenv's bin first on PATH."""
+    import sys
+
     env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app_services import AppProcess, Postgres, RabbitMQ, Redis, SMTPServer, app_env, free_port, wait_for
+from app_services import Abort, AppProcess, Postgres, RabbitMQ, Redis, SMTPServer, app_env, free_port, wait_for
 
 WORKDIR = Path(tempfile.mkdtemp(prefix="app-tests-"))
 TEST_DB = WORKDIR / "test.sqlite3"
@@ -128,9 +128,7 @@ def logdir():
     return path
 
 
-@pytest.fixture(scope="session")
-def start_app(logdir):
-    """Start app/bin/<script> with the test environment (+ overrides); stopped at session end."""
+def _starter(logdir):
     started: list[AppProcess] = []
 
     def start(script: str, *args: str, name: str | None = None, **env) -> AppProcess:
@@ -138,6 +136,22 @@ def start_app(logdir):
         started.append(proc)
         return proc
 
+    return start, started
+
+
+@pytest.fixture
+def start_app(logdir):
+    """Start app/bin/<script> with the test environment (+ overrides); stopped when the test ends."""
+    start, started = _starter(logdir)
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def start_session_app(logdir):
+    """Like start_app, for processes shared by the whole session."""
+    start, started = _starter(logdir)
     yield start
     for proc in reversed(started):
         proc.stop()
@@ -146,17 +160,17 @@ def start_app(logdir):
 def wait_heartbeat(path: Path, proc: AppProcess, timeout: float = 90) -> None:
     def fresh():
         if proc.proc.poll() is not None:
-            raise RuntimeError(f"worker exited:\n{proc.output()[-3000:]}")
+            raise Abort(f"worker exited:\n{proc.output()[-3000:]}")
         return path.exists()
 
     wait_for(fresh, timeout, f"worker heartbeat {path}", interval=0.3)
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker, redis_server, smtp_server, start_app):
+def worker(django_db_setup, django_db_blocker, redis_server, smtp_server, start_session_app):
     """A real prefork worker (app/bin/start-worker) consuming default, io and images."""
     heartbeat = WORKDIR / "worker-heartbeat"
-    proc = start_app(
+    proc = start_session_app(
         "start-worker", name="worker",
         CELERY_WORKER_QUEUES="default,io,images", CELERY_WORKER_CONCURRENCY="2",
         CELERY_WORKER_HEARTBEAT_FILE=heartbeat,

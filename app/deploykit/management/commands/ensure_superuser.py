@@ -21,7 +21,9 @@ class Command(BaseCommand):
         user, created = User.objects.get_or_create(**{User.USERNAME_FIELD: username})
         user.email = email or user.email
         user.is_staff = user.is_superuser = user.is_active = True
-        if created or not user.check_password(password):
+        changed = not created and not user.check_password(password)
+        if created or changed:
             user.set_password(password)
         user.save()
-        self.stdout.write(f"superuser {username!r} {'created' if created else 'up to date'}")
+        state = "created" if created else "password updated" if changed else "up to date"
+        self.stdout.write(f"superuser {username!r} {state}")

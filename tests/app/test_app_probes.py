@@ -1,0 +1,144 @@
+"""Health endpoints: any Host header, plain HTTP, even with ALLOWED_HOSTS and SSL redirect on."""
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from deploykit import checks
+from jobs.models import BeatTick
+
+pytestmark = pytest.mark.django_db
+
+POD_IP = "10.42.3.17:8000"
+
+
+@pytest.fixture
+def pod():
+    """Plain HTTP with a pod-IP Host header, like a kubelet probe or a Prometheus scrape."""
+    return Client(HTTP_HOST=POD_IP)
+
+
+def test_production_settings_are_on(settings):
+    assert settings.SECURE_SSL_REDIRECT and "10.42.3.17" not in settings.ALLOWED_HOSTS
+
+
+def test_other_paths_are_redirected_or_refused(pod):
+    assert pod.get("/").status_code == 400  # DisallowedHost
+    assert Client(HTTP_HOST="app.example.com").get("/").status_code == 301  # plain HTTP -> HTTPS
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/healthz/"])
+def test_healthz_any_host_plain_http(pod, path):
+    response = pod.get(path)
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_head_request(pod):
+    assert pod.head("/healthz").status_code == 200
+
+
+def test_readyz_ok(pod):
+    response = pod.get("/readyz")
+    assert response.status_code == 200 and response.json() == {"database": "ok"}
+
+
+def test_readyz_database_down_503(pod, monkeypatch):
+    def broken_cursor(*args, **kwargs):  # what psycopg raises when PostgreSQL is unreachable
+        raise Exception("connection to server at db.internal failed: Connection refused")
+
+    monkeypatch.setattr(connections["default"], "cursor", broken_cursor)
+    response = pod.get("/readyz")
+    assert response.status_code == 503
+    assert "Connection refused" in response.json()["database"]
+
+
+def test_metrics_any_host(pod):
+    pod.get("/healthz")
+    response = pod.get("/metrics")
+    assert response.status_code == 200
+    assert b"django_http_requests_total_by_method_total" in response.content
+
+
+def test_post_to_probe_path_is_not_short_circuited(pod):
+    assert pod.post("/healthz").status_code == 400  # goes through host validation like everything else
+
+
+@pytest.fixture
+def dead_broker(monkeypatch):
+    from celery import Celery
+
+    from app_services import free_port
+
+    app = Celery("dead", broker=f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setattr(checks, "_celery_app", lambda: app)
+    return app
+
+
+def test_status_503_when_broker_down(pod, dead_broker):
+    response = pod.get("/status")
+    assert response.status_code == 503
+    data = response.json()
+    assert data["database"]["ok"] is True
+    assert data["broker"]["ok"] is False and data["broker"]["error"]
+    assert data["workers"] == []
+    assert data["beat"] == {"ok": False, "last_run": None, "error": "beat has not run yet"}
+    assert data["ok"] is False
+
+
+def test_beat_status(settings):
+    from django.utils import timezone
+
+    BeatTick.objects.create(name="beat", last_run=timezone.now() - timezone.timedelta(hours=1))
+    stale = checks.beat_status()
+    assert stale["ok"] is False and "older than" in stale["error"]
+    BeatTick.objects.update(last_run=timezone.now())
+    assert checks.beat_status()["ok"] is True
+    settings.DEPLOYKIT_BEAT_LAST_RUN = None
+    assert checks.beat_status()["ok"] is True
+    settings.DEPLOYKIT_BEAT_LAST_RUN = "jobs.models.nope"
+    assert checks.beat_status()["ok"] is False
+
+
+def test_status_database_down(pod, monkeypatch):
+    monkeypatch.setattr(checks, "check_database", lambda: {"ok": False, "error": "db down"})
+    data = pod.get("/status").json()
+    assert data["beat"]["error"] == "database down" and data["ok"] is False
+
+
+def test_workers_seen_handles_errors(monkeypatch):
+    class Broken:
+        class control:
+            @staticmethod
+            def ping(timeout):
+                raise OSError("no broker")
+
+    assert checks.workers_seen(Broken) == []
+
+
+def test_probe_paths_setting(settings):
+    from deploykit.middleware import probe_paths
+
+    settings.DEPLOYKIT_PROBE_PATHS = ["/healthz"]
+    assert probe_paths() == ("/healthz",)
+
+
+def test_admin_login_page(settings):
+    client = Client(HTTP_HOST="app.example.com")
+    response = client.get(f"/{settings.ADMIN_URL}login/", secure=True)
+    assert response.status_code == 200 and b"csrfmiddlewaretoken" in response.content
+
+
+def test_ensure_superuser_in_process(settings):
+    from django.contrib.auth import get_user_model
+    from django.core.management import CommandError, call_command
+
+    call_command("ensure_superuser")  # unset: no-op
+    settings.DJANGO_SUPERUSER_USERNAME = "other"
+    with pytest.raises(CommandError, match="DJANGO_SUPERUSER_PASSWORD must be set"):
+        call_command("ensure_superuser")
+    settings.DJANGO_SUPERUSER_PASSWORD = "a-long-password-1"
+    call_command("ensure_superuser")
+    call_command("ensure_superuser")
+    user = get_user_model().objects.get(username="other")
+    assert user.is_superuser and user.check_password("a-long-password-1")

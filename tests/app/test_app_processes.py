@@ -1,0 +1,245 @@
+"""The start scripts as real processes: migrate + beat on PostgreSQL (single-instance lock), web through
+gunicorn (probes, static files, JSON logs), Flower's authentication, and the worker heartbeat."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+
+import pytest
+from app_services import APP, BIN, Redis, app_env, free_port, port_open, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def http(url: str, headers: dict | None = None, timeout: float = 10):
+    request = urllib.request.Request(url, headers=headers or {})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+# --- PostgreSQL: migrate, superuser, beat's advisory lock ---------------------------------------------
+ADMIN = {"DJANGO_SUPERUSER_USERNAME": "ops", "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
+         "DJANGO_SUPERUSER_PASSWORD": "first-long-password"}
+
+
+def run_script(script: str, *args: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / script), *args], env=app_env(**env), cwd="/", capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def pg(postgres_server, redis_server, tmp_path_factory):
+    """PostgreSQL migrated by bin/start-migrate (its output kept for the test below)."""
+    env = {"DATABASE_URL": postgres_server.url, "MEDIA_ROOT": str(tmp_path_factory.mktemp("pg-media")),
+           "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/3"}
+    first = run_script("start-migrate", **env, **ADMIN)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    def query(sql: str, *params):
+        import psycopg
+
+        with psycopg.connect(postgres_server.url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    return type("PG", (), {"env": env, "first_migrate": first, "query": staticmethod(query),
+                           "url": postgres_server.url})
+
+
+@pytest.mark.postgres
+def test_start_migrate_is_idempotent_and_manages_the_superuser(pg):
+    from django.contrib.auth.hashers import check_password
+
+    assert "Applying jobs.0001_initial" in pg.first_migrate.stdout
+    assert "superuser 'ops' created" in pg.first_migrate.stdout
+    again = run_script("start-migrate", **pg.env, **{**ADMIN, "DJANGO_SUPERUSER_PASSWORD": "second-long-password"})
+    assert again.returncode == 0, again.stderr
+    assert "No migrations to apply" in again.stdout and "superuser 'ops' password updated" in again.stdout
+    [(password, email, is_superuser)] = pg.query(
+        "SELECT password, email, is_superuser FROM auth_user WHERE username = %s", "ops")
+    assert check_password("second-long-password", password) and email == "ops@example.com" and is_superuser
+
+
+@pytest.mark.postgres
+def test_only_one_beat_runs_the_second_waits_as_standby(pg, start_app, tmp_path):
+    """Two beats against one PostgreSQL: the second stands by (logging who holds the lock) and takes
+    over when the first stops; a worker runs the ticks."""
+    env = {**pg.env, "CELERY_BEAT_TICK_SECONDS": "1", "LOG_FORMAT": "json"}
+    worker = start_app("start-worker", name="pg-worker", CELERY_WORKER_QUEUES="default",
+                       CELERY_WORKER_CONCURRENCY="1", CELERY_WORKER_HEARTBEAT_FILE=tmp_path / "hb", **env)
+    first = start_app("start-beat", name="beat-1", **env)
+    first.wait_for_output("beat lock acquired (pg_advisory_lock(", timeout=120)
+    second = start_app("start-beat", name="beat-2", **env)
+    second.wait_for_output("only one beat may run; waiting as standby", timeout=120)
+    assert "celery-beat@" in second.output()  # names the holder
+    assert "beat lock acquired" not in second.output()
+
+    def ticks() -> int:
+        rows = pg.query("SELECT count FROM jobs_beattick WHERE name = 'beat'")
+        return rows[0][0] if rows else 0
+
+    wait_for(lambda: ticks() >= 2, 120, "beat ticks run by the worker", interval=1)
+    # JSON logs carry the task id on Celery lines
+    task_lines = [json.loads(line) for line in worker.output().splitlines()
+                  if line.startswith("{") and "beat_tick" in line]
+    assert any(line.get("task_id") and line.get("task_name") == "jobs.tasks.beat_tick" for line in task_lines)
+
+    assert first.stop() == 0  # graceful: SIGTERM reached beat through exec
+    second.wait_for_output("beat lock acquired", timeout=60)
+    count = ticks()
+    wait_for(lambda: ticks() > count, 60, "ticks from the former standby", interval=1)
+    assert worker.proc.poll() is None
+
+
+@pytest.mark.postgres
+def test_beat_no_wait_refuses_while_the_lock_is_held(pg):
+    """`manage.py run_beat --no-wait` exits 3 instead of standing by when the lock is taken."""
+    import psycopg
+    from django.conf import settings
+
+    with psycopg.connect(pg.url.replace("postgres://", "postgresql://"), autocommit=True) as holder:
+        assert holder.execute("SELECT pg_try_advisory_lock(%s)", (settings.BEAT_LOCK_ID,)).fetchone()[0]
+        refused = subprocess.run([sys.executable, "manage.py", "run_beat", "--no-wait"], cwd=APP,
+                                 env=app_env(**pg.env), capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "refusing to start a second beat" in refused.stdout + refused.stderr
+
+
+# --- web: gunicorn, probes, static files, JSON logs ----------------------------------------------------
+@pytest.fixture(scope="module")
+def web(start_session_app, django_db_setup, redis_server):
+    port = free_port()
+    collect = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=APP,
+                             env=app_env(), capture_output=True, text=True, timeout=300)
+    assert collect.returncode == 0, collect.stderr
+    proc = start_session_app("start-web", name="web", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2,
+                     LOG_FORMAT="json")
+    wait_for(lambda: port_open(port), 90, "gunicorn")
+    proc.base = f"http://127.0.0.1:{port}"
+    return proc
+
+
+def test_web_probes_with_pod_ip_host_over_plain_http(web):
+    status, _, body = http(f"{web.base}/healthz", {"Host": "10.1.2.3:8000"})
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    status, _, body = http(f"{web.base}/readyz", {"Host": "10.1.2.3:8000"})
+    assert status == 200 and json.loads(body) == {"database": "ok"}
+    status, _, body = http(f"{web.base}/metrics", {"Host": "10.1.2.3:8000"})
+    assert status == 200 and b"django_http_requests" in body
+
+
+def test_web_redirects_plain_http_and_refuses_unknown_hosts(web):
+    status, headers, _ = http(f"{web.base}/", {"Host": "app.example.com"})
+    assert status == 301 and headers["Location"] == "https://app.example.com/"
+    status, _, _ = http(f"{web.base}/", {"Host": "evil.example.net", "X-Forwarded-Proto": "https"})
+    assert status == 400
+
+
+def test_web_behind_tls_proxy(web):
+    status, headers, body = http(f"{web.base}/", {"Host": "app.example.com", "X-Forwarded-Proto": "https"})
+    assert status == 200 and b"Upload" in body
+    assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_web_serves_static_files_with_whitenoise(web):
+    manifest = json.loads((APP / "staticfiles" / "staticfiles.json").read_text())
+    hashed = manifest["paths"]["admin/css/base.css"]
+    status, headers, body = http(f"{web.base}/static/{hashed}",
+                                 {"Host": "app.example.com", "X-Forwarded-Proto": "https"})
+    assert status == 200 and b"body" in body
+    assert "max-age=315360000" in headers["Cache-Control"]
+
+
+def test_web_logs_json(web):
+    http(f"{web.base}/healthz")
+    wait_for(lambda: '"logger": "gunicorn.access"' in web.output() or '"logger":"gunicorn.access"' in web.output(),
+             10, "access log line")
+    json_lines = [line for line in web.output().splitlines() if line.startswith("{")]
+    assert json_lines and all(json.loads(line)["level"] for line in json_lines)
+
+
+def test_web_stops_gracefully_on_sigterm(start_app, django_db_setup):
+    port = free_port()
+    proc = start_app("start-web", name="web-term", PORT=port, GUNICORN_WORKERS=1)
+    wait_for(lambda: port_open(port), 90, "gunicorn")
+    assert proc.stop(signal.SIGTERM, timeout=40) == 0  # exec: the signal reached gunicorn itself
+
+
+# --- Flower ---------------------------------------------------------------------------------------------
+def test_flower_refuses_to_start_without_credentials():
+    result = subprocess.run([str(BIN / "start-flower")], env=app_env(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "Refusing to start Flower: FLOWER_USER is required" in result.stderr
+    assert "FLOWER_PASSWORD is required" in result.stderr
+
+
+def test_flower_requires_basic_auth(start_app, redis_server):
+    port = free_port()
+    flower = start_app("start-flower", name="flower", FLOWER_PORT=port, FLOWER_USER="ops",
+                       FLOWER_PASSWORD="a-long-flower-password")
+    wait_for(lambda: port_open(port), 90, "flower")
+    status, headers, _ = http(f"http://127.0.0.1:{port}/flower/")
+    assert status == 401 and "Basic" in headers["WWW-Authenticate"]
+    token = b64encode(b"ops:a-long-flower-password").decode()
+    wait_for(lambda: http(f"http://127.0.0.1:{port}/flower/", {"Authorization": f"Basic {token}"})[0] == 200,
+             30, "flower with credentials")
+    wrong = b64encode(b"ops:wrong-password").decode()
+    assert http(f"http://127.0.0.1:{port}/flower/", {"Authorization": f"Basic {wrong}"})[0] == 401
+    assert "a-long-flower-password" not in " ".join(open(f"/proc/{flower.proc.pid}/cmdline").read().split("\0"))
+
+
+# --- worker heartbeat: touched only while consuming ------------------------------------------------------
+def healthcheck(path, max_age: int) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "worker-healthcheck")], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "CELERY_WORKER_HEARTBEAT_FILE": str(path),
+                               "CELERY_WORKER_HEARTBEAT_MAX_AGE": str(max_age)})
+
+
+def test_worker_healthcheck_missing_and_stale(tmp_path):
+    path = tmp_path / "hb"
+    missing = healthcheck(path, 60)
+    assert missing.returncode == 1 and "no heartbeat file" in missing.stdout
+    path.write_text("x")
+    os.utime(path, (time.time() - 120, time.time() - 120))
+    stale = healthcheck(path, 60)
+    assert stale.returncode == 1 and "is 12" in stale.stdout
+    os.utime(path)
+    assert healthcheck(path, 60).returncode == 0
+
+
+def test_heartbeat_stops_when_the_broker_is_lost_and_resumes(start_app, django_db_setup, tmp_path):
+    """The heartbeat proves consumption, not just a live process: with the broker gone it goes stale
+    (while the worker process lives on), and it is fresh again once the worker reconnects."""
+    broker = Redis(tmp_path).start()
+    heartbeat = tmp_path / "hb"
+    worker = start_app("start-worker", name="hb-worker", CELERY_BROKER_URL=broker.url,
+                       CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="1",
+                       CELERY_WORKER_HEARTBEAT_FILE=heartbeat, CELERY_WORKER_HEARTBEAT_MAX_AGE="4")
+    wait_for(heartbeat.exists, 90, "first heartbeat")
+    first = heartbeat.stat().st_mtime
+    wait_for(lambda: heartbeat.stat().st_mtime > first, 10, "heartbeat to be refreshed")
+    assert healthcheck(heartbeat, 4).returncode == 0
+    broker.stop()
+    wait_for(lambda: healthcheck(heartbeat, 4).returncode == 1, 30, "stale heartbeat without broker")
+    assert worker.proc.poll() is None  # the process is alive, yet unhealthy: it does not consume
+    broker.start()
+    wait_for(lambda: healthcheck(heartbeat, 4).returncode == 0, 90, "fresh heartbeat after reconnect", interval=1)
+    assert worker.stop() == 0
+    assert not heartbeat.exists()  # removed on shutdown
+    broker.stop()

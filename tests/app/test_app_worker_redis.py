@@ -1,0 +1,210 @@
+"""Integration: a real redis-server and a real prefork worker (app/bin/start-worker), end to end."""
+
+import io
+import subprocess
+
+import pytest
+from app_services import BIN, poll_json, wait_for, wait_state
+from celery.result import AsyncResult
+from PIL import Image
+
+from jobs import tasks
+from jobs.models import BeatTick, SentEmail, UploadedImage
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def image_file(size=(1600, 1200), fmt="PNG", name="photo.png") -> io.BytesIO:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (30, 120, 200)).save(buffer, fmt)
+    buffer.seek(0)
+    buffer.name = name
+    return buffer
+
+
+def meta(task_id: str) -> dict:
+    return AsyncResult(task_id).backend.get_task_meta(task_id)
+
+
+@pytest.mark.parametrize(
+    "body,result",
+    [
+        ({"task": "add", "args": [2, 3]}, 5),
+        ({"task": "multiply", "args": [6, 7]}, 42),
+        ({"task": "sleep", "args": [0.2]}, 0.2),
+        ({"task": "noop"}, None),
+    ],
+)
+def test_demo_tasks_through_api(api, worker, body, result):
+    response = api.post("/api/tasks/", body, content_type="application/json")
+    assert response.status_code == 202
+    data = poll_json(api, response.json()["url"], lambda b: b["state"] in ("SUCCESS", "FAILURE"))
+    assert data["state"] == "SUCCESS", data
+    assert data["result"] == result and data["error"] is None
+    assert data["task"] == body["task"]
+    assert meta(data["id"])["queue"] == "default"
+
+
+def test_image_workflow_resize_thumbnails_finalize(api, worker):
+    response = api.post("/api/images/", {"file": image_file()})
+    assert response.status_code == 202
+    data = poll_json(api, response.json()["url"], lambda b: b["status"] in ("done", "failed"))
+    assert data["status"] == "done", data
+    assert data["width"] == 1600 and data["height"] == 1200
+    assert set(data["thumbnails"]) == {"64", "128", "256"}
+    resized = api.get(data["resized_url"])
+    assert resized.status_code == 200 and resized["Content-Type"] == "image/jpeg"
+    picture = Image.open(io.BytesIO(b"".join(resized.streaming_content)))
+    assert max(picture.size) == 1024
+    thumb = api.get(data["thumbnails"]["64"])
+    assert max(Image.open(io.BytesIO(b"".join(thumb.streaming_content))).size) == 64
+    image = UploadedImage.objects.get(id=data["id"])
+    assert image.resized.name == f"images/{image.id}/resized.jpg"
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        # a PNG header followed by garbage: identified as an image by the web tier, fails to decode
+        (lambda: image_file().getvalue()[:200], "corrupt or truncated image"),
+        # a decompression bomb: 3000x3000 = 9 Mpx > IMAGE_MAX_PIXELS (4 Mpx in the tests)
+        (lambda: image_file(size=(3000, 3000)).getvalue(), "too many pixels"),
+    ],
+    ids=["truncated", "decompression-bomb"],
+)
+def test_bad_images_end_as_failed_with_reason(api, worker, content, reason):
+    file = io.BytesIO(content())
+    file.name = "bad.png"
+    response = api.post("/api/images/", {"file": file})
+    assert response.status_code == 202
+    data = poll_json(api, response.json()["url"], lambda b: b["status"] in ("done", "failed"))
+    assert data["status"] == "failed"
+    assert reason in data["error"]
+    assert data["resized_url"] is None
+    assert api.get(f"/api/images/{data['id']}/download").status_code == 409
+
+
+def test_report_built_in_background_and_downloaded(api, worker):
+    for args in ([1, 2], [3, 4]):
+        api.post("/api/tasks/", {"task": "add", "args": args}, content_type="application/json")
+    response = api.post("/api/reports/", {"kind": "tasks"}, content_type="application/json")
+    data = poll_json(api, response.json()["url"], lambda b: b["status"] in ("done", "failed"))
+    assert data["status"] == "done" and data["rows"] == 2
+    download = api.get(data["download_url"])
+    assert download.status_code == 200
+    assert download["Content-Type"] == "text/csv"
+    assert "attachment" in download["Content-Disposition"]
+    csv_text = b"".join(download.streaming_content).decode()
+    assert csv_text.splitlines()[0] == "id,task,args,created"
+    assert len(csv_text.splitlines()) == 3
+
+
+def test_images_report(api, worker):
+    response = api.post("/api/reports/", {"kind": "images"}, content_type="application/json")
+    data = poll_json(api, response.json()["url"], lambda b: b["status"] in ("done", "failed"))
+    assert data["status"] == "done" and data["rows"] == 0
+
+
+def test_send_email_over_real_smtp_on_io_queue(worker, mailbox):
+    result = tasks.send_email.delay(["ops@example.com"], "Hello", "Body text")
+    assert wait_state(result).state == "SUCCESS" and result.result == "sent"
+    assert meta(result.id)["queue"] == "io"
+    wait_for(lambda: mailbox, 10, "the e-mail to arrive")
+    message = mailbox[0]
+    assert message["to"] == ["ops@example.com"]
+    assert message["message"]["Subject"] == "Hello"
+    assert message["message"]["From"] == "app@example.com"
+    assert message["message"].get_payload().strip() == "Body text"
+    # idempotent: the same key does not send twice
+    again = tasks.send_email.delay(["ops@example.com"], "Hello", "Body text", key=result.id)
+    assert wait_state(again).result == "already-sent"
+    assert len(mailbox) == 1
+
+
+def test_send_email_retries_with_backoff_until_smtp_is_back(worker, smtp_server):
+    smtp_server.stop()
+    try:
+        result = tasks.send_email.delay(["ops@example.com"], "Retry me", "x")
+        wait_state(result, states=("RETRY",), timeout=30)
+    finally:
+        smtp_server.messages.clear()
+        smtp_server.start()
+    assert wait_state(result, timeout=60).state == "SUCCESS"
+    assert meta(result.id)["retries"] >= 1
+    assert [m["message"]["Subject"] for m in smtp_server.messages] == ["Retry me"]
+    assert SentEmail.objects.filter(key=result.id).exists()
+
+
+def test_digest_mail(worker, mailbox, settings):
+    # The worker reads DIGEST_RECIPIENTS from its own environment (none): the digest is skipped there.
+    result = tasks.send_digest.delay()
+    assert wait_state(result).result == "skipped: DIGEST_RECIPIENTS is empty"
+    # Run the digest here with recipients: it queues send_email on the io queue, which the worker sends.
+    settings.DIGEST_RECIPIENTS = ["team@example.com"]
+    assert tasks.send_digest() == "queued"
+    wait_for(lambda: mailbox, 30, "the digest e-mail")
+    assert mailbox[0]["message"]["Subject"].startswith("Daily digest")
+    assert "Images uploaded:" in mailbox[0]["message"].get_payload()
+
+
+def test_routing_to_queues(worker):
+    image_task = tasks.make_thumbnail.delay("00000000-0000-0000-0000-000000000000", 64)
+    assert wait_state(image_task).state == "FAILURE"  # no such image, but it ran on the images queue
+    assert meta(image_task.id)["queue"] == "images"
+    demo_task = tasks.noop.delay()
+    wait_state(demo_task)
+    assert meta(demo_task.id)["queue"] == "default"
+
+
+def test_soft_time_limit_ends_failed(worker):
+    result = tasks.sleep.apply_async(args=[10], soft_time_limit=1, time_limit=5)
+    assert wait_state(result, timeout=30).state == "FAILURE"
+    assert "SoftTimeLimitExceeded" in repr(result.result)
+
+
+def test_worker_killing_task_is_redelivered_a_bounded_number_of_times(worker):
+    """crash() kills its pool process; acks_late + reject_on_worker_lost requeue it; after
+    CELERY_TASK_MAX_REDELIVERIES (1 in the tests) redeliveries it ends FAILED instead of looping."""
+    from deploykit.models import TaskDelivery
+
+    result = tasks.crash.delay()
+    assert wait_state(result, timeout=90).state == "FAILURE"
+    assert "RedeliveryLimitExceeded" in repr(result.result)
+    assert "CELERY_TASK_MAX_REDELIVERIES=1" in str(result.result)
+    assert TaskDelivery.objects.get(key=f"{result.id}:0").count == 2
+    # the worker survived (a new pool process) and keeps consuming
+    assert tasks.add.delay(1, 1).get(timeout=30) == 2
+
+
+def test_beat_tick_task_records_last_run(worker):
+    result = tasks.beat_tick.delay()
+    wait_state(result)
+    tick = BeatTick.objects.get(name="beat")
+    assert tick.count == 1 and tick.worker.startswith("default-io-images@")
+
+
+def test_worker_healthcheck_sees_fresh_heartbeat(worker):
+    env = {"CELERY_WORKER_HEARTBEAT_FILE": str(worker.heartbeat), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([BIN / "worker-healthcheck"], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout
+    assert ok.stdout.startswith("ok: heartbeat")
+
+
+def test_status_sees_database_broker_workers(api, worker):
+    BeatTick.objects.create(name="beat")
+    data = api.get("/status").json()
+    assert data["database"]["ok"] and data["broker"]["ok"]
+    assert any(name.startswith("default-io-images@") for name in data["workers"])
+    assert data["beat"]["ok"] and data["ok"]
+    assert api.get("/status").status_code == 200
+
+
+def test_cleanup_removes_expired_rows_and_files(api, worker, settings):
+    response = api.post("/api/images/", {"file": image_file(size=(300, 200))})
+    data = poll_json(api, response.json()["url"], lambda b: b["status"] in ("done", "failed"))
+    image = UploadedImage.objects.get(id=data["id"])
+    UploadedImage.objects.filter(id=image.id).update(created=image.created.replace(year=2000))
+    result = tasks.cleanup.delay()
+    removed = result.get(timeout=60)
+    assert removed["images"] == 1 and removed["files"] == 5  # original, resized, 3 thumbnails
+    assert not UploadedImage.objects.filter(id=image.id).exists()
