@@ -9,14 +9,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-# Suites run by `make test`, in order (fast, host-only first; areas append as they become ready).
-TEST_SUITES :=
-
 include $(sort $(wildcard mk/*.mk))
+
+# Suites run by `make test`, in this order: host-only and fast first, then the running stacks.
+# Set here (not in the fragments) so the order is explicit.
+TEST_SUITES := test-app chart-test
 
 .PHONY: help venv docker lock test
 help: ## List the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_.-]+:.*## /{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST) | sort
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_.-]+:.*## /{printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST) | sort
 
 venv: ## Create/refresh the host virtualenv from requirements/dev.lock
 	@scripts/ensure-venv.sh
@@ -28,5 +29,5 @@ lock: venv ## Re-resolve requirements/*.lock (universal: every Python we run) af
 	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes app.in -o app.lock
 	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes dev.in -o dev.lock
 
-test: ## Run every suite (what CI runs): $(TEST_SUITES)
+test: ## Run every suite, in order (what CI runs; see TEST_SUITES)
 	@set -e; for s in $(TEST_SUITES); do echo "===== make $$s"; $(MAKE) $$s; done

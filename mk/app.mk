@@ -1,5 +1,4 @@
 # The reference Django + Celery application (app/): tests and a local development loop.
-TEST_SUITES += test-app
 
 APP_APT_PACKAGES := redis-server rabbitmq-server postgresql
 APP_COV_OPTS := --cov=app --cov-config=tests/app/coveragerc --cov-report=term-missing:skip-covered --cov-report=xml:build/coverage-app.xml
