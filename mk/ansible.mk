@@ -1,0 +1,39 @@
+# Ansible: deploy the stack onto Debian 13 hosts with systemd (ansible/, docs/ansible.md).
+#   make deploy ENV=staging            site.yml against ansible/inventories/$(ENV)
+#   make deploy-check ENV=staging      the same in check mode with diffs (changes nothing)
+#   make rollback ENV=staging          back to the previous release (refused when migrations moved on)
+# Vault: export ANSIBLE_VAULT_PASSWORD_FILE (never committed) for inventories with encrypted secrets.
+ENV ?= staging
+PLAYBOOK ?= site.yml
+ANSIBLE_ARGS ?=
+ANSIBLE_INVENTORY_DIR = ansible/inventories/$(ENV)
+ANSIBLE_RUN = cd ansible && ANSIBLE_CONFIG=ansible.cfg ../$(VENV)/bin/ansible-playbook -i inventories/$(ENV)/hosts.yml
+
+.PHONY: deploy deploy-check rollback ansible-inventory-check ansible-lint test-ansible fleet-up fleet-down
+
+ansible-inventory-check:
+	@test -f $(ANSIBLE_INVENTORY_DIR)/hosts.yml || { echo "ERROR: no inventory $(ANSIBLE_INVENTORY_DIR)/hosts.yml (ENV=$(ENV))" >&2; exit 1; }
+
+deploy: venv ansible-inventory-check ## Deploy/upgrade the stack on an inventory: make deploy ENV=staging [PLAYBOOK=deploy.yml]
+	@scripts/build-wheelhouse.sh
+	@if grep -qE '^ *storage:' $(ANSIBLE_INVENTORY_DIR)/hosts.yml; then scripts/build-s3-server.sh binary; fi
+	$(ANSIBLE_RUN) $(ANSIBLE_ARGS) $(PLAYBOOK)
+
+deploy-check: venv ansible-inventory-check ## Dry run of a deploy with diffs: make deploy-check ENV=staging
+	@scripts/build-wheelhouse.sh
+	$(ANSIBLE_RUN) --check --diff $(ANSIBLE_ARGS) $(PLAYBOOK)
+
+rollback: venv ansible-inventory-check ## Roll back to the previous release: make rollback ENV=staging [ANSIBLE_ARGS='-e app_version=r...']
+	$(ANSIBLE_RUN) $(ANSIBLE_ARGS) rollback.yml
+
+ansible-lint: venv ## Lint the playbooks and roles (production profile, see ansible/.ansible-lint)
+	cd ansible && ../$(VENV)/bin/ansible-lint
+
+test-ansible: venv docker ## Ansible roles on a fleet of systemd containers: deploy, idempotence, testinfra, e2e, worker loss, rollback
+	@tests/ansible/run.sh
+
+fleet-up: venv docker ## Start the Ansible test fleet (systemd containers on network blueprint-fleet)
+	@tests/ansible/fleet.sh up
+
+fleet-down: ## Remove the Ansible test fleet
+	@tests/ansible/fleet.sh down

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# `make test-ansible`: the Ansible roles against a real multi-host fleet of systemd containers.
+#  1. build what the hosts need (wheelhouse for Python 3.13, the object store binary, the fleet image)
+#  2. start the fleet; deploy release 1 (site.yml); deploy again and require zero changes
+#  3. testinfra on every host + end to end through nginx
+#  4. stop a worker host in the middle of queued work: the other one finishes it
+#  5. deploy release 2, check; roll back to release 1, check
+#  6. deploy release 3 (adds a migration); a rollback must be refused, naming the migration
+# The fleet is removed at the end, also on failure (KEEP_FLEET=1 keeps it for debugging).
+set -o errexit -o pipefail -o nounset
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+WORK=$ROOT/build/ansible-test
+SECRETS=$WORK/secrets.yml
+INVENTORY=ansible/inventories/test/hosts.yml
+PYTEST=(.venv/bin/python -m pytest -c tests/ansible/pytest.ini -p no:cacheprovider -q -rA --timeout 600)
+START=$SECONDS
+export PATH="$ROOT/.venv/bin:$PATH"
+
+phase() { echo; echo "===== [$((SECONDS - START))s] $*"; }
+cleanup() {
+    local rc=$?
+    if [ "${KEEP_FLEET:-0}" = 1 ]; then echo "KEEP_FLEET=1: fleet left running"; else tests/ansible/fleet.sh down; fi
+    echo "===== test-ansible finished in $((SECONDS - START))s (exit $rc)"
+}
+trap cleanup EXIT
+
+# Source snapshots: what a release ships (app/, the lock, the configuration contract).
+snapshot() {
+    local dest=$1
+    rm -rf "$dest" && mkdir -p "$dest/requirements" "$dest/docs"
+    tar -C "$ROOT" --exclude='__pycache__' --exclude='*.pyc' --exclude='app/media' --exclude='app/staticfiles' \
+        --exclude='app/db.sqlite3*' -cf - app | tar -C "$dest" -xf -
+    cp requirements/app.lock "$dest/requirements/"
+    cp docs/configuration.md "$dest/docs/"
+}
+
+playbook() {  # playbook SOURCE PLAYBOOK [extra args...] ; output kept in $WORK/last-run.log
+    local src=$1 book=$2; shift 2
+    (cd ansible && ANSIBLE_FORCE_COLOR=0 ANSIBLE_CALLBACK_RESULT_FORMAT=json ../.venv/bin/ansible-playbook -i "${INVENTORY#ansible/}" -e "@$SECRETS" \
+        -e "app_source_dir=$src" -e "app_wheelhouse_dir=$ROOT/build/wheelhouse" "$@" "$book") \
+        >"$WORK/last-run.log" 2>&1
+}
+show_failure() { grep -E -A25 'fatal:|FAILED!|ERROR' "$WORK/last-run.log" | head -80 >&2 || tail -40 "$WORK/last-run.log" >&2; }
+changed_count() { awk '/PLAY RECAP/{r=1;next} r && /changed=/{split($0,a,"changed=");split(a[2],b," ");s+=b[1]} END{print s+0}' "$WORK/last-run.log"; }
+current_release() { docker exec "$1" readlink /srv/app/current | xargs basename; }
+
+phase "build: wheelhouse, object store binary, fleet image"
+mkdir -p "$WORK"
+scripts/ensure-venv.sh
+scripts/build-wheelhouse.sh
+scripts/build-s3-server.sh binary
+rm -f "$SECRETS" && .venv/bin/python tests/ansible/gen-secrets.py "$SECRETS"
+snapshot "$WORK/src-1"
+
+phase "fleet up"
+tests/ansible/fleet.sh up
+
+phase "deploy release 1 (site.yml)"
+playbook "$WORK/src-1" site.yml || { show_failure; exit 1; }
+grep -A6 'PLAY RECAP' "$WORK/last-run.log"
+R1=$(current_release fleet-web1)
+
+phase "deploy again: must change nothing"
+playbook "$WORK/src-1" site.yml || { show_failure; exit 1; }
+changes=$(changed_count)
+if [ "$changes" != 0 ]; then
+    echo "FAIL: the second run reported $changes changes:" >&2
+    grep -E -B2 '^changed:' "$WORK/last-run.log" | grep -E '^(TASK|changed)' >&2
+    exit 1
+fi
+echo "idempotent: changed=0 on every host"
+
+phase "testinfra on every host, end to end through nginx"
+"${PYTEST[@]}" tests/ansible/test_hosts.py tests/ansible/test_e2e.py
+
+phase "stop a worker host in the middle of queued work"
+"${PYTEST[@]}" -s tests/ansible/test_worker_loss.py
+
+phase "deploy release 2"
+snapshot "$WORK/src-2"
+echo "release 2 of the Ansible test" >"$WORK/src-2/app/RELEASE-NOTE"
+playbook "$WORK/src-2" deploy.yml || { show_failure; exit 1; }
+R2=$(current_release fleet-web1)
+[ "$R2" != "$R1" ] || { echo "FAIL: release 2 did not become current" >&2; exit 1; }
+for h in fleet-web1 fleet-worker1 fleet-worker2; do [ "$(current_release $h)" = "$R2" ]; done
+"${PYTEST[@]}" -m smoke tests/ansible/test_e2e.py
+
+phase "roll back to release 1"
+playbook "$WORK/src-2" rollback.yml || { show_failure; exit 1; }
+for h in fleet-web1 fleet-worker1 fleet-worker2; do
+    [ "$(current_release $h)" = "$R1" ] || { echo "FAIL: $h serves $(current_release $h), not $R1" >&2; exit 1; }
+done
+docker exec fleet-web1 systemctl show app-web -p ExecStart | grep -q "/releases/$R1/" \
+    || { echo "FAIL: gunicorn does not run release $R1" >&2; exit 1; }
+"${PYTEST[@]}" -m smoke tests/ansible/test_e2e.py
+
+phase "deploy release 3 (one more migration); rolling back must be refused"
+snapshot "$WORK/src-3"
+echo "release 3 of the Ansible test" >"$WORK/src-3/app/RELEASE-NOTE"
+latest=$(basename "$(ls "$WORK"/src-3/app/jobs/migrations/0*.py | sort | tail -1)" .py)
+cat >"$WORK/src-3/app/jobs/migrations/0999_ansible_rollback_probe.py" <<PY
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("jobs", "$latest")]
+    operations = []
+PY
+playbook "$WORK/src-3" deploy.yml || { show_failure; exit 1; }
+R3=$(current_release fleet-web1)
+if playbook "$WORK/src-3" rollback.yml; then
+    echo "FAIL: rollback from $R3 succeeded although the database has a migration the target lacks" >&2; exit 1
+fi
+grep -q "Refusing to roll back to .*jobs.0999_ansible_rollback_probe" "$WORK/last-run.log" \
+    || { show_failure; echo "FAIL: the refusal does not name the migration" >&2; exit 1; }
+grep -o "Refusing to roll back[^.]*\.[^.]*\." "$WORK/last-run.log" | head -1
+[ "$(current_release fleet-web1)" = "$R3" ] || { echo "FAIL: the refused rollback changed the release" >&2; exit 1; }
+"${PYTEST[@]}" -m smoke tests/ansible/test_e2e.py
+
+phase "all Ansible checks passed (releases: $R1, $R2, $R3)"
