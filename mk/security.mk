@@ -1,0 +1,15 @@
+# Security and reliability (SECURITY.md, docs/reliability.md): infrastructure-code scan, image and
+# configuration checks, API fuzzing, fault tests.
+SECURITY_PYTEST := $(PY) -m pytest -p no:cacheprovider -c tests/security/pytest.ini --rootdir tests
+
+.PHONY: security-tools security-lock security-scan test-security test-fuzz
+
+security-tools: venv k8s-tools # checkov + hadolint in their own venv (.tools/scanners), pinned helm
+	@security/ensure-scanners.sh
+
+security-lock: venv ## Re-resolve security/scanners.lock (checkov, hadolint) after editing security/scanners.in
+	cd security && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes scanners.in -o scanners.lock
+
+security-scan: security-tools docker ## checkov (Dockerfiles, rendered chart, k8s/, Ansible) + hadolint + Compose policy; skips only in security/scan-skips.yaml
+	$(PY) security/scan.py
+	$(SECURITY_PYTEST) tests/security/test_compose_policy.py $(PYTEST_ARGS)
