@@ -186,7 +186,6 @@ def default_bucket():
 @pytest.fixture
 def make_storage(s3_server):
     """Build a storage from an environment-contract mapping, exactly as settings.py does."""
-    from django.core.files.storage import storages  # noqa: F401 (Django is set up)
     from django.utils.module_loading import import_string
 
     from deploykit.env import Env
