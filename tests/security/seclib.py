@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# The app suite's helpers for real services and processes (one copy: tests/app/app_services.py).
+sys.path.insert(0, str(REPO / "tests" / "app"))
+from app_services import AppProcess, Redis, app_env, free_port, port_open, wait_for  # noqa: E402,F401
 COMPOSE_FILES = {"redis": ["compose/compose.yaml"], "rabbitmq": ["compose/compose.yaml", "compose/rabbitmq.yaml"]}
 # Services that run the app image (web, Celery, beat, Flower, migrations).
 APP_SERVICES = ("web", "worker", "worker-images", "beat", "flower", "migrate")
