@@ -13,3 +13,6 @@ security-lock: venv ## Re-resolve security/scanners.lock (checkov, hadolint) aft
 security-scan: security-tools docker ## checkov (Dockerfiles, rendered chart, k8s/, Ansible) + hadolint + Compose policy; skips only in security/scan-skips.yaml
 	$(PY) security/scan.py
 	$(SECURITY_PYTEST) tests/security/test_compose_policy.py $(PYTEST_ARGS)
+
+test-security: venv docker images ## Security suite: Compose policy, app image (no secrets in layers/history/labels, non-root, no caps), every required variable refused
+	$(SECURITY_PYTEST) tests/security $(PYTEST_ARGS)
