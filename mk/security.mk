@@ -2,7 +2,7 @@
 # configuration checks, API fuzzing, fault tests.
 SECURITY_PYTEST := $(PY) -m pytest -p no:cacheprovider -c tests/security/pytest.ini --rootdir tests
 
-.PHONY: security-tools security-lock security-scan test-security test-fuzz
+.PHONY: security-tools security-lock security-scan test-security test-fuzz chaos
 
 security-tools: venv k8s-tools # checkov + hadolint in their own venv (.tools/scanners), pinned helm
 	@security/ensure-scanners.sh
@@ -16,3 +16,6 @@ security-scan: security-tools docker ## checkov (Dockerfiles, rendered chart, k8
 
 test-security: venv docker images ## Security suite: Compose policy, app image (no secrets in layers/history/labels, non-root, no caps), every required variable refused
 	$(SECURITY_PYTEST) tests/security $(PYTEST_ARGS)
+
+test-fuzz: app-deps ## Fuzz the API from its OpenAPI schema (schemathesis) against gunicorn + redis-server on 127.0.0.1: no 5xx, responses match the schema
+	$(SECURITY_PYTEST) tests/fuzz $(PYTEST_ARGS)
