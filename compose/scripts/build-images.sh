@@ -36,8 +36,10 @@ resolve_mode() {
 build() { # build IMAGE_NAME CONTEXT [docker build args...]
   local name=$1 context=$2; shift 2
   local log; log=$(mktemp)
+  local began=$SECONDS
   if docker build --build-arg VERSION="$VERSION" --build-arg GIT_REVISION="$GIT_REVISION" -t "$name" "$@" "$context" >"$log" 2>&1; then
     rm -f "$log"
+    echo "    built $name in $((SECONDS - began)) s"
   else
     tail -40 "$log" >&2; rm -f "$log"; echo "ERROR: building $name failed" >&2; return 1
   fi
@@ -48,9 +50,11 @@ say "building the Compose images ($MODE; BUILD_MODE=${BUILD_MODE:-auto})"
 mkdir -p build
 start=$SECONDS
 if [ "$MODE" = offline ]; then
+  step=$SECONDS
   scripts/build-base-image.sh
   scripts/build-python-image.sh
   scripts/build-wheelhouse.sh
+  echo "    base, Python image and wheelhouse ready in $((SECONDS - step)) s"
   base=${BASE_IMAGE:-blueprint/debian:trixie}
   # Independent builds, mostly waiting on the apt mirror: run them side by side.
   pids=()

@@ -13,6 +13,12 @@ from smokelib import Target
 def pytest_configure(config):
     config.addinivalue_line("markers", "compose: needs the Docker Compose stack itself (docker inspect, scaling)")
     config.addinivalue_line("markers", "browser: drives Debian's headless Chromium through Playwright")
+    config.addinivalue_line("markers", "disruptive: changes the running stack (scales/stops workers); runs last")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Stable sort: disruptive tests move to the end, everything else keeps its order.
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 
 @pytest.fixture(scope="session")
