@@ -18,7 +18,8 @@ from .helm_template_generator import CHART_DIR, HelmFailed, render_chart
                              "autoscaling": {"minReplicas": 1, "maxReplicas": 2}}]}}, r"/workers/pools/0/queues/0.*value must be one of"),
     ({"broker": {"type": "sqs"}}, r"/broker/type"),
     ({"secrets": {"djangoSecretKey": "change-me"}}, r"/secrets/djangoSecretKey"),
-    ({"storage": {"objectStore": {"enabled": True}}}, r"/storage/objectStore/enabled"),
+    ({"storage": {"objectStore": {"enabled": "yes"}}}, r"/storage/objectStore/enabled.*got string, want boolean"),
+    ({"storage": {"objectStore": {"persistance": {}}}}, r"additional properties 'persistance' not allowed"),
 ])
 def test_schema_rejects_with_key_named(values, message):
     with pytest.raises(HelmFailed, match=message):

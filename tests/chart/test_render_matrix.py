@@ -31,6 +31,9 @@ MATRIX = {
     "many-pools": MANY_POOLS,
     "bundled-pgbouncer": deep_merge(BUNDLED_REDIS, {"pgbouncer": {"enabled": True}}),
     "s3-storage": {"storage": {"backend": "s3", "s3": {"endpointUrl": "http://s3:9000", "bucket": "media", "accessKeyId": "k", "secretAccessKey": "s"}}},
+    "bundled-object-store": {"storage": {"backend": "s3", "s3": {"bucket": "media"},
+                                         "objectStore": {"enabled": True, "ingress": {"enabled": True, "className": "nginx",
+                                                                                      "tls": [{"secretName": "s3-tls", "hosts": ["s3.example.com"]}]}}}},
     "existing-secret-servicemonitor": {"secrets": {"existingSecret": "app-env"}, "database": {"url": ""}, "broker": {"url": ""},
                                        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}}},
     "helm-hooks": {"secrets": {"existingSecret": "app-env"}, "migrations": {"helmHooks": True}},
@@ -59,4 +62,5 @@ def test_matrix_covers_each_dimension():
     assert "ScaledObject" in kinds["defaults-external-redis-keda"] and "ScaledObject" not in kinds["hpa-fallback"]
     assert "StatefulSet" in kinds["bundled-rabbitmq-postgresql"] and "StatefulSet" not in kinds["external-rabbitmq-keda"]
     assert "Ingress" in kinds["ingress-on"] and "Ingress" not in kinds["defaults-external-redis-keda"]
+    assert "StatefulSet" in kinds["bundled-object-store"] and "StatefulSet" not in kinds["s3-storage"]
     assert len([o for o in rendered["many-pools"] if o["kind"] == "Deployment" and "worker" in o["metadata"]["name"]]) == 4

@@ -13,7 +13,8 @@ def workloads(objects):
 
 
 @pytest.mark.parametrize("values", [MATRIX["defaults-external-redis-keda"], BUNDLED_REDIS, BUNDLED_RABBITMQ,
-                                    MATRIX["bundled-pgbouncer"]], ids=["defaults", "bundled-redis", "bundled-rabbitmq", "pgbouncer"])
+                                    MATRIX["bundled-pgbouncer"], MATRIX["bundled-object-store"]],
+                         ids=["defaults", "bundled-redis", "bundled-rabbitmq", "pgbouncer", "object-store"])
 def test_every_container_is_hardened(values):
     found = 0
     for obj in workloads(render_chart(values=values)):

@@ -123,13 +123,17 @@ imagePullSecrets:
 
 {{/* Environment of app containers: ConfigMap for settings, one secretKeyRef per secret name.
      Explicit refs (not envFrom on the Secret) so only contract names become env vars, and each
-     container gets only the secrets it uses: (dict "ctx" $ "secretKeys" (list "FLOWER_USER")) */}}
+     container gets only the secrets it uses: (dict "ctx" $ "secretKeys" (list "FLOWER_USER") "storage" true).
+     Only containers that read or write files ("storage" true: web, workers, migrations, the bucket step)
+     get the S3 key pair; the others (beat, Flower) run with STORAGE_BACKEND=filesystem instead, because
+     the settings require the key pair whenever STORAGE_BACKEND=s3 and they never touch a file. */}}
 {{- define "dc.appEnv" -}}
 {{- $ctx := .ctx }}
 {{- $secret := include "dc.secretName" $ctx }}
 {{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" }}
 {{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
-{{- if eq $ctx.Values.storage.backend "s3" }}
+{{- $s3 := eq $ctx.Values.storage.backend "s3" }}
+{{- if and $s3 .storage }}
 {{- $names = concat $names (list "STORAGE_S3_ACCESS_KEY_ID" "STORAGE_S3_SECRET_ACCESS_KEY") }}
 {{- end }}
 {{- range concat $names (.secretKeys | default list) }}
@@ -141,6 +145,10 @@ imagePullSecrets:
       {{- if has . $optional }}
       optional: true
       {{- end }}
+{{- end }}
+{{- if and $s3 (not .storage) }}
+- name: STORAGE_BACKEND
+  value: filesystem
 {{- end }}
 {{- with $ctx.Values.extraEnv }}
 {{ toYaml . }}
@@ -180,12 +188,12 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
-{{/* A container of the app image: (dict "ctx" $ "name" "web" "script" "start-web") */}}
+{{/* A container of the app image: (dict "ctx" $ "name" "web" "script" "start-web"), or "command" (list ...) instead of "script". */}}
 {{- define "dc.appContainerBase" -}}
 - name: {{ .name }}
   image: {{ include "dc.image" .ctx }}
   imagePullPolicy: {{ .ctx.Values.image.pullPolicy }}
-  command: ["/app/bin/{{ .script }}"]
+  command: {{ if .command }}{{ toJson .command }}{{ else }}["/app/bin/{{ .script }}"]{{ end }}
   securityContext:
     {{- toYaml .ctx.Values.securityContext | nindent 4 }}
   {{- if not .hook }}
@@ -200,7 +208,7 @@ imagePullSecrets:
       value: {{ $v | quote }}
     {{- end }}
     {{- end }}
-    {{- with (include "dc.appEnv" (dict "ctx" .ctx "secretKeys" .secretKeys) | trim) }}{{ . | nindent 4 }}{{ end }}
+    {{- with (include "dc.appEnv" (dict "ctx" .ctx "secretKeys" .secretKeys "storage" .storage) | trim) }}{{ . | nindent 4 }}{{ end }}
     {{- with .env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -212,8 +220,11 @@ imagePullSecrets:
   {{- end }}
 {{- end }}
 
-{{/* initContainer that holds app pods until the schema is current (no hook: no install --wait deadlock). */}}
+{{/* initContainer that holds app pods until the schema is current (no hook: no install --wait deadlock).
+     (dict "ctx" $ "storage" true): the same storage access as the pod's main container. */}}
 {{- define "dc.waitForMigrations" -}}
+{{- $storage := .storage }}
+{{- with .ctx }}
 {{- if and .Values.migrations.enabled .Values.migrations.waitForMigrations.enabled }}
 initContainers:
   - name: wait-for-migrations
@@ -226,11 +237,12 @@ initContainers:
     envFrom:
       {{- include "dc.envFrom" . | nindent 6 }}
     env:
-      {{- with (include "dc.appEnv" (dict "ctx" .) | trim) }}{{ . | nindent 6 }}{{ end }}
+      {{- with (include "dc.appEnv" (dict "ctx" . "storage" $storage) | trim) }}{{ . | nindent 6 }}{{ end }}
     volumeMounts:
       {{- include "dc.appVolumeMounts" . | nindent 6 }}
     resources:
       {{- toYaml .Values.migrations.resources | nindent 6 }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -350,4 +362,38 @@ volumeClaimTemplates:
 {{- $_ := set $dst $k $v }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* The bundled object store (storage.objectStore): Service host, in-cluster endpoint, public endpoint. */}}
+{{- define "dc.objectStoreHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "s3") }}{{- end }}
+
+{{/* STORAGE_S3_ENDPOINT_URL: the bundled server's Service, else storage.s3.endpointUrl. */}}
+{{- define "dc.s3EndpointUrl" -}}
+{{- if .Values.storage.objectStore.enabled }}
+{{- printf "http://%s:9000" (include "dc.objectStoreHost" .) }}
+{{- else }}
+{{- .Values.storage.s3.endpointUrl }}
+{{- end }}
+{{- end }}
+
+{{/* STORAGE_S3_PUBLIC_ENDPOINT_URL (browsers follow presigned URLs there): storage.s3.publicEndpointUrl,
+     else the object store's Ingress host, else the in-cluster endpoint. */}}
+{{- define "dc.s3PublicEndpointUrl" -}}
+{{- $store := .Values.storage.objectStore }}
+{{- if .Values.storage.s3.publicEndpointUrl }}
+{{- .Values.storage.s3.publicEndpointUrl }}
+{{- else if and $store.enabled $store.ingress.enabled }}
+{{- printf "%s://%s" (ternary "https" "http" (not (empty $store.ingress.tls))) $store.ingress.host }}
+{{- else }}
+{{- include "dc.s3EndpointUrl" . }}
+{{- end }}
+{{- end }}
+
+{{/* Components whose containers read or write files (they get the S3 key pair). */}}
+{{- define "dc.storageComponents" -}}
+{{- $components := list "web" "migrate" }}
+{{- range include "dc.pools" . | fromJsonArray }}
+{{- $components = append $components (printf "worker-%s" .name) }}
+{{- end }}
+{{- toJson $components }}
 {{- end }}

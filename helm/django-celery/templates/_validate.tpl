@@ -14,7 +14,7 @@ Render-time checks: each `fail` names the values to change. Called from validate
 {{- if and (not $v.broker.url) (not $bundledBroker) }}
 {{- fail (printf "broker.url is required for broker.type=%s (or secrets.existingSecret with CELERY_BROKER_URL, or %s.enabled=true for evaluation)" $v.broker.type $v.broker.type) }}
 {{- end }}
-{{- if and (eq $v.storage.backend "s3") (or (not $v.storage.s3.accessKeyId) (not $v.storage.s3.secretAccessKey)) }}
+{{- if and (eq $v.storage.backend "s3") (not $v.storage.objectStore.enabled) (or (not $v.storage.s3.accessKeyId) (not $v.storage.s3.secretAccessKey)) }}
 {{- fail "storage.s3.accessKeyId and storage.s3.secretAccessKey are required with storage.backend=s3 (or secrets.existingSecret with STORAGE_S3_ACCESS_KEY_ID/STORAGE_S3_SECRET_ACCESS_KEY)" }}
 {{- end }}
 {{- if and $v.pgbouncer.enabled (not $v.postgresql.enabled) }}
@@ -36,6 +36,7 @@ Render-time checks: each `fail` names the values to change. Called from validate
 {{- if and (eq $v.storage.backend "s3") (not $v.storage.s3.bucket) }}
 {{- fail "storage.s3.bucket is required with storage.backend=s3" }}
 {{- end }}
+{{- include "dc.validateObjectStore" . }}
 {{- if and (eq $v.workers.autoscaler "keda") (eq $v.broker.type "redis") (not $v.redis.enabled) (not $v.workers.keda.redis.address) }}
 {{- fail "workers.keda.redis.address (host:port of the Redis broker) is required for KEDA with an external Redis" }}
 {{- end }}
@@ -96,5 +97,33 @@ At full scale-out they must fit max_connections (or PgBouncer's client limit).
 {{- end }}
 {{- if gt (int $total) (int $budget) }}
 {{- fail (printf "database connection budget exceeded: %s; total %d > %s (%d). Lower those replicas/concurrency, raise %s, or enable pgbouncer" (join " + " $parts) $total $budgetKey $budget $budgetKey) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The bundled object store serves the s3 backend only, and its bucket is created by an initContainer of
+the migration Job (a plain Job, so `helm install --wait` cannot deadlock on it).
+*/}}
+{{- define "dc.validateObjectStore" -}}
+{{- $v := .Values }}
+{{- $store := $v.storage.objectStore }}
+{{- if $store.enabled }}
+{{- if ne $v.storage.backend "s3" }}
+{{- fail (printf "storage.objectStore.enabled=true needs storage.backend=s3 (got storage.backend=%s): the bundled server only backs the s3 storage backend" $v.storage.backend) }}
+{{- end }}
+{{- if $v.storage.s3.endpointUrl }}
+{{- fail "storage.s3.endpointUrl must be empty with storage.objectStore.enabled=true: the chart points the app at the bundled server (set storage.s3.publicEndpointUrl for browsers)" }}
+{{- end }}
+{{- if not $v.migrations.enabled }}
+{{- fail "storage.objectStore.enabled=true needs migrations.enabled=true: the migration Job creates the bucket (manage.py ensure_bucket) before migrating" }}
+{{- end }}
+{{- if $v.migrations.helmHooks }}
+{{- fail "storage.objectStore.enabled=true needs migrations.helmHooks=false: a pre-install hook runs before the bundled object store exists" }}
+{{- end }}
+{{- if and $store.ingress.enabled (not $store.ingress.host) }}
+{{- fail "storage.objectStore.ingress.host is required with storage.objectStore.ingress.enabled=true" }}
+{{- end }}
+{{- else if $store.ingress.enabled }}
+{{- fail "storage.objectStore.ingress.enabled=true needs storage.objectStore.enabled=true" }}
 {{- end }}
 {{- end }}
