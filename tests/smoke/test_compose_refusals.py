@@ -1,9 +1,11 @@
-"""Compose-only: a stack with a missing or default secret does not start, and says which variable."""
+"""Compose-only: the Compose files are valid, and a stack with a missing or default secret does not
+start, saying which variable."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,10 @@ def test_app_image_refuses_a_placeholder_secret_naming_it():
                  image, "python", "manage.py", "check")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stdout + result.stderr, result.stderr[-2000:]
+
+
+def test_compose_files_follow_the_compose_spec():
+    # The RabbitMQ override uses Compose's `!override` tag, so it is checked merged, by Compose itself.
+    result = run(str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+                 "compose/compose.yaml", "compose/proxy-certs.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
