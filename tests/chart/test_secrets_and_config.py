@@ -123,3 +123,17 @@ def test_each_container_gets_only_the_secrets_it_uses():
     assert not {n for n in web if n.startswith("DJANGO_SUPERUSER_")}
     secret = decoded(by_kind_name(objects, "Secret", "release-django-celery"))
     assert secret["DJANGO_SUPERUSER_USERNAME"] == "ops" and len(secret["DJANGO_SUPERUSER_PASSWORD"]) == 32
+
+
+def test_integer_settings_render_as_plain_digits():
+    """Helm reads numbers as float64; 1000000 and above must not reach the app as '1e+06' (it refuses them)."""
+    big = {"config": {"hstsSeconds": 63072000, "uploadMaxBytes": 104857600, "imageMaxPixels": 178956970,
+                      "celery": {"resultExpires": 2592000, "visibilityTimeout": 43200, "maxMemoryPerChild": 4194304}}}
+    for values in ({}, big):
+        data = render_chart(values=values, show_only=["templates/config/configmap.yaml"])[0]["data"]
+        for key in ("DJANGO_SECURE_HSTS_SECONDS", "UPLOAD_MAX_BYTES", "IMAGE_MAX_PIXELS", "CELERY_RESULT_EXPIRES",
+                    "CELERY_VISIBILITY_TIMEOUT", "CELERY_WORKER_MAX_MEMORY_PER_CHILD", "PORT", "GUNICORN_TIMEOUT"):
+            assert re.fullmatch(r"[0-9]+", data[key]), (key, data[key])
+    data = render_chart(values=big, show_only=["templates/config/configmap.yaml"])[0]["data"]
+    assert (data["DJANGO_SECURE_HSTS_SECONDS"], data["IMAGE_MAX_PIXELS"]) == ("63072000", "178956970")
+    assert render_chart(show_only=["templates/config/configmap.yaml"])[0]["data"]["DJANGO_SECURE_HSTS_SECONDS"] == "31536000"
