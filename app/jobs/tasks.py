@@ -36,6 +36,24 @@ RETRY_BACKOFF_MAX = 600  # == settings.TASK_RETRY_BACKOFF_MAX (checked against t
 TRANSIENT_ERRORS = (smtplib.SMTPException, ConnectionError, socket.timeout, TimeoutError, OSError)
 
 
+def _storage_transient_errors() -> tuple[type[BaseException], ...]:
+    """Network errors of the storage backend (an object store that is briefly unreachable)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+
+        errors += [BotoConnectionError, HTTPClientError]
+    except ImportError:  # pragma: no cover - botocore is installed with django-storages[s3]
+        pass
+    return tuple(errors)
+
+
+STORAGE_TRANSIENT_ERRORS = _storage_transient_errors()
+STORAGE_RETRY = {"autoretry_for": STORAGE_TRANSIENT_ERRORS, "retry_backoff": 1, "retry_jitter": True,
+                 "retry_backoff_max": RETRY_BACKOFF_MAX, "max_retries": 5}
+
+
 # --- demo tasks (started through POST /api/tasks/) ---------------------------------------------------
 @shared_task
 def add(x: int, y: int) -> int:
@@ -180,7 +198,7 @@ def image_workflow(image_id) -> chain:
     )
 
 
-@shared_task(base=ImageTask, bind=True)
+@shared_task(base=ImageTask, bind=True, **STORAGE_RETRY)
 def resize_image(self, image_id: str) -> str:
     image = UploadedImage.objects.get(id=image_id)
     if image.status == Status.DONE:
@@ -200,7 +218,7 @@ def resize_image(self, image_id: str) -> str:
     return name
 
 
-@shared_task(base=ImageTask, bind=True)
+@shared_task(base=ImageTask, bind=True, **STORAGE_RETRY)
 def make_thumbnail(self, image_id: str, size: int) -> list:
     image = UploadedImage.objects.get(id=image_id)
     with default_storage.open(image.resized.name, "rb") as fileobj:
@@ -211,7 +229,7 @@ def make_thumbnail(self, image_id: str, size: int) -> list:
     return [str(size), replace_file(f"images/{image_id}/thumb-{size}.jpg", buffer.getvalue())]
 
 
-@shared_task(base=ImageTask, bind=True)
+@shared_task(base=ImageTask, bind=True, **STORAGE_RETRY)
 def finalize_image(self, results: list, image_id: str) -> dict:
     thumbnails = {size: name for size, name in results}
     UploadedImage.objects.filter(id=image_id).update(
@@ -227,8 +245,19 @@ REPORT_COLUMNS = {
 }
 
 
-@shared_task(bind=True, autoretry_for=(OSError,), retry_backoff=1, retry_backoff_max=RETRY_BACKOFF_MAX,
-             retry_jitter=True, max_retries=5)
+class ReportTask(BoundedRedeliveryTask):
+    """Marks the report failed whatever ends the task."""
+
+    abstract = True
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        report_id = args[0] if args else kwargs.get("report_id")
+        Report.objects.filter(id=report_id).exclude(status=Status.DONE).update(
+            status=Status.FAILED, error=describe_error(exc)[:2000], updated=timezone.now())
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+@shared_task(base=ReportTask, bind=True, **STORAGE_RETRY)
 def generate_report(self, report_id: str) -> str:
     report = Report.objects.get(id=report_id)
     if report.status == Status.DONE:

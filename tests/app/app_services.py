@@ -329,7 +329,10 @@ class AppProcess:
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 60):
         if self.proc:
-            return stop_process(self.proc, sig, timeout)
+            started = time.monotonic()
+            code = stop_process(self.proc, sig, timeout)
+            print(f"stopped {self.name} in {time.monotonic() - started:.1f}s: exit {code}")
+            return code
         return None
 
 

@@ -70,7 +70,8 @@ def dead_broker(monkeypatch):
 
     from app_services import free_port
 
-    app = Celery("dead", broker=f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.delenv("CELERY_BROKER_URL")  # Celery prefers it over the app's own configuration
+    app = Celery("dead", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
     monkeypatch.setattr(checks, "_celery_app", lambda: app)
     return app
 

@@ -1,6 +1,7 @@
 """The same flows over a real RabbitMQ broker (amqp://), with results in the database (django-db)."""
 
 import io
+import os
 
 import pytest
 from app_services import poll_json, wait_for
@@ -13,16 +14,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq, pytest.mark.django_
 def amqp_worker(rabbitmq_server, django_db_setup, django_db_blocker, tmp_path_factory, logdir):
     """A worker on RabbitMQ; the test process's Celery app is pointed at the same broker and backend."""
     from app_services import AppProcess, app_env
-    from celery import current_app
     from django.conf import settings
+
+    from config.celery import app
 
     heartbeat = tmp_path_factory.mktemp("amqp") / "hb"
     env = app_env(CELERY_BROKER_URL=rabbitmq_server.url, CELERY_WORKER_QUEUES="default,io,images",
                   CELERY_WORKER_CONCURRENCY="2", CELERY_WORKER_HEARTBEAT_FILE=heartbeat)
     env.pop("CELERY_RESULT_BACKEND", None)  # amqp:// -> the django-db default
     proc = AppProcess("start-worker", env, logdir, name="amqp-worker").start()
-    app = current_app._get_current_object()
-    saved = {key: app.conf[key] for key in ("broker_url", "result_backend")}
+    saved = {"broker_url": os.environ["CELERY_BROKER_URL"], "result_backend": settings.CELERY_RESULT_BACKEND}
     try:
         wait_for(lambda: heartbeat.exists() or proc.proc.poll() is not None, 120, "amqp worker heartbeat")
         assert proc.proc.poll() is None, proc.output()[-3000:]
@@ -37,11 +38,10 @@ def amqp_worker(rabbitmq_server, django_db_setup, django_db_blocker, tmp_path_fa
 def switch_broker(app, **conf):
     """Point the test process's (already configured) Celery app at another broker/result backend.
     (Celery itself prefers the CELERY_BROKER_URL environment variable over its configuration.)"""
-    import os
+    from kombu import pools
 
     os.environ["CELERY_BROKER_URL"] = conf["broker_url"]
-    if app._pool is not None:
-        app._pool.force_close_all()
+    pools.reset()  # kombu's process-wide connection/producer pools
     app._pool = None
     app.amqp._producer_pool = None
     app._backend_cache = None
