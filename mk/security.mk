@@ -19,3 +19,6 @@ test-security: venv docker images ## Security suite: Compose policy, app image (
 
 test-fuzz: app-deps ## Fuzz the API from its OpenAPI schema (schemathesis) against gunicorn + redis-server on 127.0.0.1: no 5xx, responses match the schema
 	$(SECURITY_PYTEST) tests/fuzz $(PYTEST_ARGS)
+
+chaos: venv docker images ## Fault tests against a throw-away Compose stack (project sec-chaos): Redis restart, kill -9, PostgreSQL stop; prints sent/completed/lost
+	$(SECURITY_PYTEST) tests/chaos -s $(PYTEST_ARGS)
