@@ -163,7 +163,7 @@ def lock_for_database(alias: str = "default") -> BeatLock:
     if vendor == "postgresql":
         return PostgresAdvisoryLock(alias)
     if vendor == "sqlite":
-        return FileLock(f"{settings.DATABASES[alias]['NAME']}.beat.lock")
+        return FileLock(f"{connections[alias].settings_dict['NAME']}.beat.lock")
     raise RuntimeError(f"no single-instance beat lock for database vendor {vendor!r}")
 
 
@@ -179,6 +179,7 @@ def watchdog(lock: BeatLock, interval: float = 10.0, grace: float = 30.0) -> thr
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(grace)
                 os._exit(1)
+                return
 
     thread = threading.Thread(target=run, name="beat-lock-watchdog", daemon=True)
     thread.start()

@@ -213,3 +213,15 @@ def test_index_page(api):
     response = api.get("/")
     assert response.status_code == 200
     assert b"/api/images/" in response.content and b'type="file"' in response.content
+
+
+@pytest.mark.parametrize("raw", ['{"task": "sleep", "args": [NaN]}', '{"task": "sleep", "args": [Infinity]}'])
+def test_sleep_non_finite_400(api, raw):
+    response = api.generic("POST", "/api/tasks/", raw, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_oversized_json_body_is_4xx(api, settings):
+    body = '{"task": "noop", "pad": "' + "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + '"}'
+    response = api.generic("POST", "/api/tasks/", body, content_type="application/json")
+    assert 400 <= response.status_code < 500

@@ -209,3 +209,54 @@ def test_check_storage_and_ensure_bucket_on_filesystem(media, capsys):
     call_command("check_storage")
     call_command("ensure_bucket")
     assert "storage OK" in capsys.readouterr().out
+
+
+# --- deploykit.beat on SQLite (the PostgreSQL lock is tested with real processes) ---------------------
+def test_file_lock_single_holder(tmp_path):
+    from deploykit.beat import FileLock
+
+    first, second = FileLock(tmp_path / "beat.lock"), FileLock(tmp_path / "beat.lock")
+    assert first.acquire(wait=False)
+    assert not second.try_acquire()
+    assert second.holder().startswith("beat ") and first.alive()
+    assert not second.acquire(wait=False)  # refuses, logging the holder
+    first.release()
+    assert second.acquire(wait=True, poll=0.01)
+    second.release()
+
+
+def test_file_lock_standby_then_takeover(tmp_path, caplog):
+    import threading
+
+    from deploykit.beat import FileLock
+
+    holder = FileLock(tmp_path / "beat.lock")
+    assert holder.try_acquire()
+    threading.Timer(0.3, holder.release).start()
+    standby = FileLock(tmp_path / "beat.lock")
+    with caplog.at_level(logging.WARNING, logger="deploykit.beat"):
+        assert standby.acquire(wait=True, poll=0.05)
+    assert "waiting as standby" in caplog.text
+    standby.release()
+
+
+def test_run_beat_refuses_without_wait():
+    from deploykit import beat
+
+    lock = beat.lock_for_database()
+    assert isinstance(lock, beat.FileLock) and lock.try_acquire()
+    try:
+        assert beat.run_beat(app=None, beat_args=[], wait=False) == 3
+    finally:
+        lock.release()
+
+
+def test_watchdog_stops_the_process_when_the_lock_is_lost(monkeypatch):
+    from deploykit import beat
+
+    kills, exits = [], []
+    monkeypatch.setattr(beat.os, "kill", lambda pid, sig: kills.append(sig))
+    monkeypatch.setattr(beat.os, "_exit", lambda code: exits.append(code))
+    lost = type("Lost", (beat.BeatLock,), {"alive": lambda self: False, "description": "test"})()
+    beat.watchdog(lost, interval=0.01, grace=0.01).join(timeout=5)
+    assert kills == [beat.signal.SIGTERM] and exits == [1]
