@@ -58,7 +58,7 @@ def test_redis_restart_during_a_burst_loses_no_accepted_task(stack):
 
     accepted, refused = send_burst(stack, BURST, during=restart_redis, after=BURST // 3)
     assert restarted.wait(120), "redis restart did not finish"
-    states = stack.wait_all(accepted, timeout=240)
+    states = stack.wait_all(accepted, timeout=180)
     completed = sum(s == "SUCCESS" for s in states.values())
     lost = [i for i, s in states.items() if s != "SUCCESS"]
     report("redis-restart", len(accepted), completed, len(lost), refused=len(refused))
@@ -100,11 +100,18 @@ def test_killing_the_worker_main_process_mid_task_completes_everything_soon(stac
 def test_postgres_stop_turns_readyz_503_naming_the_database_and_recovers(stack):
     stack.compose("stop", "postgres", timeout=120)
     try:
-        def not_ready():
-            response = stack.get("/readyz")
-            return response if response.status_code == 503 else None
+        seen = []
 
-        response = wait_for(not_ready, 60, "/readyz to turn 503", interval=0.5)
+        def not_ready():
+            started = time.monotonic()
+            response = stack.get("/readyz")
+            seen.append((response.status_code, round(time.monotonic() - started, 1), response.text[:200]))
+            return [response] if response.status_code == 503 else None  # a 503 Response is falsy
+
+        try:
+            response = wait_for(not_ready, 60, "/readyz to turn 503", interval=0.5)[0]
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; last responses (status, seconds, body): {seen[-5:]}") from None
         assert "database" in response.json(), response.text
         api = stack.get("/api/tasks/00000000-0000-0000-0000-000000000000/")
         assert api.status_code >= 400 and "Traceback" not in api.text and "File \"/" not in api.text, api.text[:2000]

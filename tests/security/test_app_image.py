@@ -105,7 +105,10 @@ def test_layers_hold_no_secret_files_or_values(image, tmp_path):
 
 @pytest.fixture(scope="module")
 def env_file(tmp_path_factory):
-    return generate_env_file(tmp_path_factory.mktemp("image") / "image.env")
+    path = generate_env_file(tmp_path_factory.mktemp("image") / "image.env")
+    yield path
+    # `run --rm` removes the containers; the project's network and media volume go here.
+    run(*compose_cmd(path, project="sec-image"), "down", "-v", "--remove-orphans", env=clean_env())
 
 
 PROBE = ("id -u; id -g; grep -E '^(CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/self/status; "
