@@ -42,14 +42,24 @@ def new_context(browser, target, **kwargs):
 
 
 def test_upload_page_processes_an_image(browser, target, artifacts, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     picture = tmp_path / "browser-upload.png"
     picture.write_bytes(png_bytes(1200, 900))
     context = new_context(browser, target)
     page = context.new_page()
+    failed = []  # requests the browser gave up on, with Chromium's reason (for the assertion message)
+    page.on("requestfailed", lambda request: failed.append(f"{request.method} {request.url}: {request.failure}"))
     try:
-        page.goto(target.url("/"), wait_until="domcontentloaded")
+        page.goto(target.url("/"), wait_until="load")
         page.set_input_files("#file", str(picture))
-        page.click("button[type=submit]")
+        try:
+            with page.expect_response(lambda r: r.url.endswith("/api/images/") and r.request.method == "POST",
+                                      timeout=60_000) as upload:
+                page.click("button[type=submit]")
+        except PlaywrightTimeout:
+            pytest.fail(f"the upload got no response; failed requests: {failed}")
+        assert upload.value.status == 202, (upload.value.status, upload.value.text(), failed)
         page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=90_000)
         # The page then shows the resized image, fetched from the app through the proxy.
         page.wait_for_function("(() => { const img = document.querySelector('#resized img');"
