@@ -2,7 +2,7 @@
 # configuration checks, API fuzzing, fault tests.
 SECURITY_PYTEST := $(PY) -m pytest -p no:cacheprovider -c tests/security/pytest.ini --rootdir tests
 
-.PHONY: security-tools security-lock security-scan test-security test-fuzz chaos
+.PHONY: security-tools security-lock security-scan test-security test-fuzz chaos chaos-rabbitmq
 
 security-tools: venv k8s-tools # checkov + hadolint in their own venv (.tools/scanners), pinned helm
 	@security/ensure-scanners.sh
@@ -20,5 +20,8 @@ test-security: venv docker images ## Security suite: Compose policy, app image (
 test-fuzz: app-deps ## Fuzz the API from its OpenAPI schema (schemathesis) against gunicorn + redis-server on 127.0.0.1: no 5xx, responses match the schema
 	$(SECURITY_PYTEST) tests/fuzz $(PYTEST_ARGS)
 
-chaos: venv docker images ## Fault tests against a throw-away Compose stack (project sec-chaos): Redis restart, kill -9, PostgreSQL stop; prints sent/completed/lost
-	$(SECURITY_PYTEST) tests/chaos -s $(PYTEST_ARGS)
+chaos: venv docker images ## Fault tests against a throw-away Compose stack (project sec-chaos-redis): broker restart, kill -9, PostgreSQL stop; prints sent/completed/lost
+	CHAOS_BROKER=redis $(SECURITY_PYTEST) tests/chaos -s $(PYTEST_ARGS)
+
+chaos-rabbitmq: venv docker images ## The fault tests on the RabbitMQ variant (project sec-chaos-rabbitmq)
+	CHAOS_BROKER=rabbitmq $(SECURITY_PYTEST) tests/chaos -s $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""A throw-away Compose stack of our own (project sec-chaos, loopback ports 28443/28080) for the fault
+"""A throw-away Compose stack of our own (project sec-chaos-<broker>, loopback ports 28443/28080) for the fault
 tests, built like compose/scripts/test-stack.sh does it, torn down with its volumes at the end."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
 from seclib import REPO, clean_env, compose_cmd, generate_env_file, run, wait_for  # noqa: E402
 
-PROJECT = "sec-chaos"
+BROKER = os.environ.get("CHAOS_BROKER", "redis")  # redis | rabbitmq (compose/rabbitmq.yaml)
+PROJECT = f"sec-chaos-{BROKER}"
 HTTPS_PORT = int(os.environ.get("CHAOS_HTTPS_PORT", "28443"))
 HTTP_PORT = int(os.environ.get("CHAOS_HTTP_PORT", "28080"))
 
@@ -33,7 +34,7 @@ class Stack:
                     "PROXY_HTTPS_PORT": str(HTTPS_PORT), "PROXY_HTTP_PORT": str(HTTP_PORT)}
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        result = run(*compose_cmd(self.env_file, project=PROJECT), *args, env=self.env, timeout=timeout)
+        result = run(*compose_cmd(self.env_file, BROKER, project=PROJECT), *args, env=self.env, timeout=timeout)
         if check:
             assert result.returncode == 0, f"compose {args}: {result.stderr[-2000:]}"
         return result
