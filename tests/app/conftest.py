@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
