@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import threading
+from collections import Counter
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -61,7 +62,8 @@ def test_broker_restart_during_a_burst_loses_no_accepted_task(stack):
     states = stack.wait_all(accepted, timeout=180)
     completed = sum(s == "SUCCESS" for s in states.values())
     lost = [i for i, s in states.items() if s != "SUCCESS"]
-    report(f"{BROKER}-restart", len(accepted), completed, len(lost), refused=len(refused))
+    report(f"{BROKER}-restart", len(accepted), completed, len(lost), refused=len(refused),
+           refused_as=dict(Counter(refused)))
     assert not lost, f"{len(lost)} accepted tasks never completed, e.g. {[states[i] for i in lost[:5]]}"
     # Workers kept consuming after the restart (the heartbeat/consumption check): a fresh task runs.
     fresh = stack.submit("add", [20, 22]).json()["id"]
