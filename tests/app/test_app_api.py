@@ -106,6 +106,7 @@ def test_unknown_api_path_is_json_404(api):
     assert response.json()["error"].startswith("Not found")
 
 
+@pytest.mark.integration
 def test_task_state_pending_until_run(api, django_capture_on_commit_callbacks, redis_server):
     with django_capture_on_commit_callbacks(execute=False):
         response = api.post("/api/tasks/", {"task": "add", "args": [1, 1]}, content_type="application/json")
