@@ -13,6 +13,16 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()[:500]
 
 
+def describe_database(alias: str = "default") -> str:
+    """`postgresql db.internal:5432/app` -- which database, never the password."""
+    conn = connections[alias]
+    params = conn.settings_dict
+    where = params.get("NAME") or ""
+    if params.get("HOST"):
+        where = f"{params['HOST']}:{params.get('PORT') or 'default port'}/{where}"
+    return f"{conn.vendor} {where}"
+
+
 def check_database(alias: str = "default") -> dict[str, Any]:
     started = time.monotonic()
     try:
@@ -21,7 +31,7 @@ def check_database(alias: str = "default") -> dict[str, Any]:
             cursor.fetchone()
     except Exception as exc:
         connections[alias].close_if_unusable_or_obsolete()
-        return {"ok": False, "error": _error(exc)}
+        return {"ok": False, "error": f"database {describe_database(alias)}: {_error(exc)}"}
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 

@@ -50,7 +50,22 @@ def test_readyz_database_down_503(pod, monkeypatch):
     monkeypatch.setattr(connections["default"], "cursor", broken_cursor)
     response = pod.get("/readyz")
     assert response.status_code == 503
-    assert "Connection refused" in response.json()["database"]
+    message = response.json()["database"]
+    assert message.startswith("database sqlite /") and "Connection refused" in message
+
+
+def test_describe_database_never_shows_the_password(settings):
+    from django.db import connections as conns
+
+    params = {**conns["default"].settings_dict, "HOST": "db.internal", "PORT": "5432", "NAME": "app",
+              "PASSWORD": "hunter2-long"}
+    conn = conns["default"]
+    saved = conn.settings_dict
+    conn.settings_dict = params
+    try:
+        assert checks.describe_database() == "sqlite db.internal:5432/app"
+    finally:
+        conn.settings_dict = saved
 
 
 def test_metrics_any_host(pod):
