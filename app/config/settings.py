@@ -8,7 +8,7 @@ naming it; see deploykit/env.py.
 from pathlib import Path
 
 from deploykit.env import Env, check_visibility_timeout, secret_key_problem
-from deploykit.logging import build_logging
+from deploykit.logging import VALID_LEVELS, build_logging
 from deploykit.storage import build_storages
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # app/
@@ -262,6 +262,8 @@ if LOG_FORMAT not in ("text", "json"):
     env.error("LOG_FORMAT", f"must be 'text' or 'json', got {LOG_FORMAT!r}")
     LOG_FORMAT = "text"
 LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in VALID_LEVELS:
+    env.error("LOG_LEVEL", f"must be one of {', '.join(VALID_LEVELS)}, got {LOG_LEVEL!r}")
 LOGGING = build_logging(LOG_FORMAT, LOG_LEVEL)
 
 env.raise_if_invalid()

@@ -61,6 +61,7 @@ def test_check_deploy_passes_clean_in_production_mode():
         ({"CELERY_WORKER_PREFETCH_MULTIPLIER": "many"}, "CELERY_WORKER_PREFETCH_MULTIPLIER", "must be an integer"),
         ({"CELERY_TASK_MAX_REDELIVERIES": "-1"}, "CELERY_TASK_MAX_REDELIVERIES", "at least 0"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT", "'text' or 'json'"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "must be one of DEBUG"),
         ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND", "'filesystem' or 's3'"),
         ({"STORAGE_BACKEND": "s3"}, "STORAGE_S3_BUCKET", "is required"),
         ({"DJANGO_SUPERUSER_PASSWORD": "admin"}, "DJANGO_SUPERUSER_PASSWORD", "placeholder"),
