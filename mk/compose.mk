@@ -5,10 +5,11 @@ COMPOSE_PROJECT ?= blueprint
 # Image names chosen by the last `make images` win over .env (only image variables are in that file).
 COMPOSE_IMAGES_ENV := build/compose-images.env
 COMPOSE = docker compose -p $(COMPOSE_PROJECT) -f compose/compose.yaml $(if $(filter rabbitmq,$(BROKER)),-f compose/rabbitmq.yaml) \
+	$(if $(filter s3,$(STORAGE)),-f compose/compose.s3.yaml) \
 	--env-file $(COMPOSE_ENV_FILE) $(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))
 N ?= 3
 
-.PHONY: images up down logs ps scale-workers shell test-compose test-compose-rabbitmq compose-env
+.PHONY: images up down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 compose-env
 
 images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry)
 	@compose/scripts/build-images.sh
@@ -41,3 +42,6 @@ test-compose: venv docker ## Build (offline in CI), start a throw-away stack, ru
 
 test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ variant
 	@compose/scripts/test-stack.sh rabbitmq
+
+test-compose-s3: venv docker ## The same smoke suite in S3 mode (compose.s3.yaml: versitygw, no shared volume)
+	@compose/scripts/test-stack.sh redis s3

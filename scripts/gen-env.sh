@@ -6,7 +6,7 @@
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
 ENV_FILE=${1:-.env}
-SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD"
+SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD STORAGE_S3_ACCESS_KEY_ID STORAGE_S3_SECRET_ACCESS_KEY"
 # Same spirit as the app's list (app/deploykit/env.py): values nobody should deploy with.
 PLACEHOLDERS="change-me changeme change_me secret password admin insecure example default test xxx todo flower guest postgres redis rabbitmq"
 
@@ -17,7 +17,7 @@ if [ ! -f "$ENV_FILE" ]; then
   umask 077
   while IFS= read -r line; do
     name=${line%%=*}
-    if [[ "$line" =~ ^[A-Z_]+=$ ]] && [[ " $SECRETS " == *" $name "* ]]; then
+    if [[ "$line" =~ ^[A-Z0-9_]+=$ ]] && [[ " $SECRETS " == *" $name "* ]]; then
       if [ "$name" = DJANGO_SECRET_KEY ]; then line="$name=$(random_secret 64)"; else line="$name=$(random_secret 32)"; fi
     fi
     printf '%s\n' "$line"

@@ -65,6 +65,12 @@ if [ "$MODE" = offline ]; then
   build "blueprint/app:$TAG" . -f compose/images/app/Dockerfile -t blueprint/app:latest \
     --build-arg BASE_IMAGE="${PY_IMAGE:-blueprint/python:3.13-trixie}" --build-arg OFFLINE=1 & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid"; done
+  # S3 mode (STORAGE=s3, compose/compose.s3.yaml): the object store, built from the Go module proxy.
+  s3_image="# S3_IMAGE: not built (STORAGE=s3 builds blueprint/s3)"
+  if [ "${STORAGE:-filesystem}" = s3 ]; then
+    scripts/build-s3-server.sh image
+    s3_image="S3_IMAGE=blueprint/s3:$(scripts/build-s3-server.sh version)"
+  fi
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
 APP_IMAGE=blueprint/app:$TAG
@@ -72,6 +78,7 @@ PROXY_IMAGE=blueprint/proxy:$TAG
 POSTGRES_IMAGE=blueprint/postgres:17
 REDIS_IMAGE=blueprint/redis:8
 RABBITMQ_IMAGE=blueprint/rabbitmq:4
+$s3_image
 ENV
 else
   build "blueprint/proxy:$TAG" compose/images/proxy -t blueprint/proxy:latest --build-arg BASE_IMAGE=debian:trixie-slim

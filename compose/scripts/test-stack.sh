@@ -2,12 +2,13 @@
 # `make test-compose[-rabbitmq]`: build the images (offline unless BUILD_MODE says otherwise), bring up a
 # throw-away stack under its own project name and ports (so a user's `make up` is untouched), run the
 # smoke suite against it, print the logs if anything failed, and always tear it down with its volumes.
-# Usage: test-stack.sh redis|rabbitmq
+# Usage: test-stack.sh redis|rabbitmq [filesystem|s3]
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 BROKER=${1:-redis}
+export STORAGE=${2:-filesystem}
 export BUILD_MODE=${BUILD_MODE:-offline}
-PROJECT=blueprint-test-$BROKER
+PROJECT=blueprint-test-$BROKER$([ "$STORAGE" = s3 ] && echo -s3)
 ENV_FILE=build/$PROJECT.env
 CA_FILE=build/$PROJECT-ca.crt
 # Host ports of the test stack (loopback only), away from `make up`'s 8443/8080.
@@ -23,6 +24,7 @@ rm -f "$ENV_FILE" "$CA_FILE"
 scripts/gen-env.sh "$ENV_FILE" >/dev/null
 COMPOSE=(docker compose -p "$PROJECT" -f compose/compose.yaml)
 [ "$BROKER" = rabbitmq ] && COMPOSE+=(-f compose/rabbitmq.yaml)
+[ "$STORAGE" = s3 ] && COMPOSE+=(-f compose/compose.s3.yaml)
 COMPOSE+=(--env-file "$ENV_FILE" --env-file build/compose-images.env)
 
 status=1
@@ -61,6 +63,7 @@ export SMOKE_FLOWER_PASSWORD; SMOKE_FLOWER_PASSWORD=$(get FLOWER_PASSWORD)
 export SMOKE_ADMIN_USER; SMOKE_ADMIN_USER=$(get DJANGO_SUPERUSER_USERNAME)
 export SMOKE_ADMIN_PASSWORD; SMOKE_ADMIN_PASSWORD=$(get DJANGO_SUPERUSER_PASSWORD)
 export SMOKE_BROKER=$BROKER
+export SMOKE_STORAGE=$STORAGE
 export SMOKE_COMPOSE="${COMPOSE[*]}"
 export SMOKE_ARTIFACTS=tests/smoke/artifacts/$BROKER
 

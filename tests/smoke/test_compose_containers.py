@@ -22,12 +22,15 @@ EXPECTED_PROCESS = {
     "postgres": "postgres",
     "redis": "redis-server",
     "rabbitmq": "beam.smp",
+    "s3": "versitygw",
 }
 # Ports each service must listen on inside the Compose network.
 EXPECTED_PORTS = {"proxy": {8080, 8443}, "web": {8000}, "flower": {5555}, "postgres": {5432}, "redis": {6379},
-                  "rabbitmq": {5672}}
+                  "rabbitmq": {5672}, "s3": {9000}}
 APP_SERVICES = {"web", "worker", "worker-images", "beat", "flower"}
-MEDIA_SERVICES = {"web", "worker", "worker-images"}
+# S3 mode (compose.s3.yaml): no shared volume at all -- every file goes through the object store.
+S3_MODE = os.environ.get("SMOKE_STORAGE") == "s3"
+MEDIA_SERVICES = set() if S3_MODE else {"web", "worker", "worker-images"}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def secrets() -> dict[str, str]:
     values = {}
     for line in open(path, encoding="utf-8"):
         name, _, value = line.strip().partition("=")
-        if name.endswith(("PASSWORD", "SECRET_KEY")) and value:
+        if name.endswith(("PASSWORD", "SECRET_KEY", "SECRET_ACCESS_KEY")) and value:
             values[name] = value
     return values
 
@@ -129,6 +132,8 @@ def test_no_secret_in_the_environment_of_services_that_do_not_need_it(containers
         "RABBITMQ_PASSWORD": APP_SERVICES | {"migrate", "rabbitmq"},
         "FLOWER_PASSWORD": {"flower"},
         "DJANGO_SUPERUSER_PASSWORD": {"migrate"},
+        # Only the processes that touch files (and the store itself); not beat, not Flower.
+        "STORAGE_S3_SECRET_ACCESS_KEY": {"web", "worker", "worker-images", "migrate", "s3-bucket", "s3"},
     }
     for name, c in containers.items():
         svc = service(c)
@@ -147,13 +152,15 @@ def test_app_containers_are_hardened_and_share_the_media_volume(containers):
         if svc in APP_SERVICES:
             assert c["HostConfig"]["ReadonlyRootfs"], f"{name}: root filesystem is writable"
             assert env_of(c).get("DJANGO_DEBUG", "false") == "false"
+        mounts = [m for m in c["Mounts"] if m["Destination"] == "/var/lib/app/media"]
         if svc in MEDIA_SERVICES:
-            mounts = [m for m in c["Mounts"] if m["Destination"] == "/var/lib/app/media"]
             assert mounts, f"{name} lacks the media volume"
             media.add(mounts[0]["Name"])
+        elif S3_MODE:
+            assert not mounts, f"{name} mounts a media volume in S3 mode"
         if svc.startswith("worker"):
             assert c["Config"].get("StopTimeout", 0) >= 300, f"{name}: grace period too short for a warm shutdown"
-    assert len(media) == 1, f"web and workers must share one media volume, got {media}"
+    assert len(media) == (0 if S3_MODE else 1), f"web and workers must share one media volume, got {media}"
 
 
 def test_app_image_is_labelled_non_root_with_a_healthcheck(containers):

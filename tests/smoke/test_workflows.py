@@ -74,3 +74,28 @@ def test_status_sees_database_broker_and_workers(http, target):
     assert body["database"]["ok"] and body["broker"]["ok"]
     assert any(w.startswith("images@") for w in body["workers"]), body["workers"]
     assert any(w.startswith("default-io@") for w in body["workers"]), body["workers"]
+
+
+def test_s3_mode_downloads_are_presigned_urls_through_the_proxy_and_the_bucket_is_private(http, target):
+    import os
+    import urllib.parse
+
+    import pytest
+
+    if os.environ.get("SMOKE_STORAGE") != "s3":
+        pytest.skip("filesystem storage: the web process streams the file itself")
+    body = submit_and_wait(http, target, "/api/images/", "the image to be processed",
+                           files={"file": ("page.html", png_bytes(200, 100), "text/html")})
+    assert body["status"] == "done", body
+    redirect = http.get(target.url(body["original_url"]), timeout=10, allow_redirects=False)
+    assert redirect.status_code == 302
+    location = urllib.parse.urlsplit(redirect.headers["Location"])
+    assert location.netloc == urllib.parse.urlsplit(target.url("/")).netloc  # the proxy, not s3:9000
+    assert "X-Amz-Signature=" in location.query and "X-Amz-Expires=300" in location.query
+    download = http.get(redirect.headers["Location"], timeout=10)
+    assert download.status_code == 200
+    # An upload named .html (claimed text/html) is never served as HTML.
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    unsigned = target.url(location.path)
+    assert http.get(unsigned, timeout=10).status_code == 403  # no anonymous reads
