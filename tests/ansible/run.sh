@@ -6,6 +6,7 @@
 #  4. stop a worker host in the middle of queued work: the other one finishes it
 #  5. deploy release 2, check; roll back to release 1, check
 #  6. deploy release 3 (adds a migration); a rollback must be refused, naming the migration
+#  7. release 4 cannot start its web server: the rollout stops at the first web host, release 3 keeps serving
 # The fleet is removed at the end, also on failure (KEEP_FLEET=1 keeps it for debugging).
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
@@ -116,6 +117,25 @@ grep -q "Refusing to roll back to .*jobs.0999_ansible_rollback_probe" "$WORK/las
     || { show_failure; echo "FAIL: the refusal does not name the migration" >&2; exit 1; }
 grep -o "Refusing to roll back[^.]*\.[^.]*\." "$WORK/last-run.log" | head -1
 [ "$(current_release fleet-web1)" = "$R3" ] || { echo "FAIL: the refused rollback changed the release" >&2; exit 1; }
+"${PYTEST[@]}" -m smoke tests/ansible/test_e2e.py
+
+phase "release 4 fails its health check: the rollout stops, release 3 keeps serving everywhere"
+snapshot "$WORK/src-4"
+echo "release 4 of the Ansible test" >"$WORK/src-4/app/RELEASE-NOTE"
+# The web server cannot start (wsgi import fails); management commands still work, so it gets that far.
+printf '\nraise RuntimeError("release 4 is broken on purpose (Ansible rollout test)")\n' >>"$WORK/src-4/app/config/wsgi.py"
+if playbook "$WORK/src-4" deploy.yml -e web_health_retries=15 -e web_health_delay=2; then
+    echo "FAIL: a release whose web server cannot start was rolled out" >&2; exit 1
+fi
+grep -q "failed its health check on fleet-web1" "$WORK/last-run.log" \
+    || { show_failure; echo "FAIL: the rollout did not stop on the failed health check" >&2; exit 1; }
+for h in fleet-web1 fleet-worker1 fleet-worker2; do
+    [ "$(current_release $h)" = "$R3" ] || { echo "FAIL: $h switched to $(current_release $h)" >&2; exit 1; }
+done
+docker exec fleet-web1 systemctl show app-web -p ExecStart | grep -q "/releases/$R3/" \
+    || { echo "FAIL: gunicorn was not put back on release $R3" >&2; exit 1; }
+docker exec fleet-worker1 systemctl cat app-worker@.service | grep -q "/releases/$R3/" \
+    || { echo "FAIL: the workers were touched by the failed rollout" >&2; exit 1; }
 "${PYTEST[@]}" -m smoke tests/ansible/test_e2e.py
 
 phase "all Ansible checks passed (releases: $R1, $R2, $R3)"
