@@ -7,7 +7,15 @@ naming it; see deploykit/env.py.
 
 from pathlib import Path
 
-from deploykit.env import Env, check_visibility_timeout, secret_key_problem
+from deploykit.env import (
+    BROKER_SCHEMES,
+    RESULT_BACKEND_SCHEMES,
+    Env,
+    check_visibility_timeout,
+    hosts_problem,
+    secret_key_problem,
+    url_scheme_problem,
+)
 from deploykit.logging import VALID_LEVELS, build_logging
 from deploykit.storage import build_storages
 
@@ -32,7 +40,7 @@ ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
     required=True,
     debug_default=["localhost", "127.0.0.1", "[::1]"],
-    check=lambda hosts: "must name the hosts, not '*'" if "*" in hosts else None,
+    check=hosts_problem,
 )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 ADMIN_URL = env.get("DJANGO_ADMIN_URL", "admin/").strip("/") + "/"
@@ -162,10 +170,14 @@ CELERY_BROKER_URL = env.get(
     "CELERY_BROKER_URL",
     required=True,
     debug_default="redis://localhost:6379/0",
+    # Production only (the check is skipped in debug mode, where tests may use memory://).
+    check=lambda url: url_scheme_problem(url, BROKER_SCHEMES),
 )
 _broker_is_redis = bool(CELERY_BROKER_URL) and CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
 CELERY_RESULT_BACKEND = env.get(
-    "CELERY_RESULT_BACKEND", CELERY_BROKER_URL if _broker_is_redis else "django-db"
+    "CELERY_RESULT_BACKEND",
+    CELERY_BROKER_URL if _broker_is_redis else "django-db",
+    check=lambda url: url_scheme_problem(url, RESULT_BACKEND_SCHEMES),
 )
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

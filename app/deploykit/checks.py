@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from django.conf import settings
 from django.db import connections
+
+logger = logging.getLogger("deploykit.checks")
 
 
 def _error(exc: BaseException) -> str:
@@ -29,9 +32,13 @@ def check_database(alias: str = "default") -> dict[str, Any]:
         with connections[alias].cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:
+    except Exception:
         connections[alias].close_if_unusable_or_obsolete()
-        return {"ok": False, "error": f"database {describe_database(alias)}: {_error(exc)}"}
+        where = describe_database(alias)
+        # The driver's text can carry internals (addresses, user names, SQL): it goes to the log, and the
+        # probe body stays a stable sentence naming only which database.
+        logger.exception("database check failed: %s", where)
+        return {"ok": False, "error": f"database {where} is unavailable (details in the web process log)"}
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 

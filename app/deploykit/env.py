@@ -254,6 +254,30 @@ def check_flower(environ_: Mapping[str, str] | None = None) -> list[str]:
     return env.errors
 
 
+# Broker/result-backend URL schemes a deployment may use (docs/configuration.md). Anything else -- a typo,
+# `http://`, a transport this project never tests -- would only fail later, at the first publish.
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+RESULT_BACKEND_SCHEMES = ("redis", "rediss", "django-db")
+
+
+def url_scheme_problem(url: str, allowed: tuple[str, ...]) -> str | None:
+    """Why `url` does not use one of the `allowed` schemes (`django-db` is a bare name), or None."""
+    scheme = url.split("://", 1)[0] if "://" in url else url.strip()
+    if scheme in allowed:
+        return None
+    shown = ", ".join(f"{s}://" if s != "django-db" else s for s in allowed)
+    return f"has an unsupported scheme {scheme!r}: use one of {shown}"
+
+
+def hosts_problem(hosts: list[str]) -> str | None:
+    """Why a parsed DJANGO_ALLOWED_HOSTS list is unusable in production, or None."""
+    if not hosts:
+        return "names no host (only commas/blanks): list the host names the app answers to"
+    if "*" in hosts:
+        return "must name the hosts, not '*'"
+    return None
+
+
 def check_visibility_timeout(
     visibility_timeout: int, hard_time_limit: int, longest_countdown: int
 ) -> str | None:

@@ -5,6 +5,7 @@ Error body: {"error": "<one readable sentence>", "details": {<field>: [<messages
 
 from __future__ import annotations
 
+import logging
 import uuid
 from numbers import Number
 
@@ -21,10 +22,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from deploykit.outages import RETRY_AFTER_SECONDS, outage_message, outage_of
 from deploykit.storage import content_disposition, safe_content_type
 
 from .models import Report, Status, TaskRecord, UploadedImage
 from .tasks import DEMO_TASKS, generate_report, image_workflow
+
+logger = logging.getLogger("jobs.api")
 
 # --- errors ------------------------------------------------------------------------------------------
 
@@ -33,6 +37,14 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Upload too large."
     default_code = "too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """A backing service is down: 503 + Retry-After (added by exception_handler)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A backing service is temporarily unavailable; retry later."
+    default_code = "service_unavailable"
 
 
 class NotReady(exceptions.APIException):
@@ -54,7 +66,12 @@ def _flatten(detail) -> str:
 
 
 def exception_handler(exc, context):
-    """DRF errors as {"error": "...", "details": {...}}; unexpected errors stay 500s (and are logged)."""
+    """DRF errors as {"error": "...", "details": {...}}; an outage of the database, broker or result
+    store is a 503 with Retry-After (details logged, never shown); other unexpected errors stay 500s."""
+    service = None if isinstance(exc, exceptions.APIException) else outage_of(exc)
+    if service is not None:
+        logger.warning("%s unavailable during %s", service, context["request"].path, exc_info=exc)
+        exc = ServiceUnavailable(outage_message(service))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     response = drf_exception_handler(exc, context)
@@ -65,7 +82,33 @@ def exception_handler(exc, context):
     if isinstance(data, dict) and set(data) != {"detail"}:
         body["details"] = data
     response.data = body
+    if response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def publish_on_commit(send, mark_failed) -> None:
+    """Publish `send()` once the transaction commits (the worker must find the committed row).
+
+    If the broker is down the row is already committed: `mark_failed()` records that it was never
+    queued (so nothing waits "pending" forever) and the client gets a 503 to retry (docs/api.md).
+    """
+
+    def publish():
+        try:
+            send()
+        except Exception as exc:
+            if outage_of(exc) is None:
+                raise
+            mark_failed()
+            raise ServiceUnavailable(
+                f"{outage_message('task broker')} Nothing was queued; send the request again."
+            ) from exc
+
+    transaction.on_commit(publish)
+
+
+NOT_QUEUED = "broker unavailable: not queued; submit again"
 
 
 def api_not_found(request, exception=None):
@@ -142,7 +185,10 @@ class TaskView(APIView):
         task_name, args = serializer.validated_data["task"], serializer.validated_data["args"]
         with transaction.atomic():
             record = TaskRecord.objects.create(task=task_name, args=args)
-            DEMO_TASKS[task_name].apply_async_on_commit(args=args, task_id=str(record.id))
+            # TaskRecord has no status of its own (the state is Celery's): a record that never reached the
+            # broker is deleted, so its id can never show PENDING forever.
+            publish_on_commit(lambda: DEMO_TASKS[task_name].apply_async(args=args, task_id=str(record.id)),
+                              lambda: TaskRecord.objects.filter(id=record.id).delete())
         return Response({"id": str(record.id), "url": f"/api/tasks/{record.id}/"}, status=202)
 
 
@@ -237,7 +283,8 @@ class ImageView(APIView):
             image = UploadedImage(original_name=name)
             image.original.save(name, upload, save=False)
             image.save()
-            transaction.on_commit(image_workflow(image.id).apply_async)
+            publish_on_commit(image_workflow(image.id).apply_async, lambda: UploadedImage.objects.filter(
+                id=image.id).update(status=Status.FAILED, error=NOT_QUEUED))
         return Response({"id": str(image.id), "url": f"/api/images/{image.id}/"}, status=202)
 
 
@@ -311,7 +358,8 @@ class ReportView(APIView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             report = Report.objects.create(kind=serializer.validated_data["kind"])
-            generate_report.delay_on_commit(str(report.id))
+            publish_on_commit(lambda: generate_report.delay(str(report.id)), lambda: Report.objects.filter(
+                id=report.id).update(status=Status.FAILED, error=NOT_QUEUED))
         return Response({"id": str(report.id), "url": f"/api/reports/{report.id}/"}, status=202)
 
 

@@ -15,6 +15,8 @@ import socketserver
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from email import message_from_bytes
 from pathlib import Path
 
@@ -367,3 +369,32 @@ def poll_json(client, url: str, done, timeout: float = 60) -> dict:
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}; last body: {body}") from None
     return body
+
+
+def http(url: str, headers: dict | None = None, timeout: float = 10):
+    request = urllib.request.Request(url, headers=headers or {})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def switch_broker(app, **conf):
+    """Point the test process's (already configured) Celery app at another broker/result backend.
+    (Celery itself prefers the CELERY_BROKER_URL environment variable over its configuration.)"""
+    from kombu import pools
+
+    os.environ["CELERY_BROKER_URL"] = conf["broker_url"]
+    pools.reset()  # kombu's process-wide connection/producer pools
+    app._pool = None
+    app.amqp._producer_pool = None
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
+    app.conf.update(**conf)

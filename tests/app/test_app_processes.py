@@ -7,29 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from base64 import b64encode
 
 import pytest
-from app_services import APP, BIN, Redis, app_env, free_port, port_open, wait_for
+from app_services import APP, BIN, Redis, app_env, free_port, http, port_open, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def http(url: str, headers: dict | None = None, timeout: float = 10):
-    request = urllib.request.Request(url, headers=headers or {})
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, exc.read()
 
 
 # --- PostgreSQL: migrate, superuser, beat's advisory lock ---------------------------------------------

@@ -4,7 +4,7 @@ import io
 import os
 
 import pytest
-from app_services import poll_json, wait_for
+from app_services import poll_json, switch_broker, wait_for
 from PIL import Image
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq, pytest.mark.django_db(transaction=True)]
@@ -33,20 +33,6 @@ def amqp_worker(rabbitmq_server, django_db_setup, django_db_blocker, tmp_path_fa
     finally:
         switch_broker(app, **saved)
         proc.stop()
-
-
-def switch_broker(app, **conf):
-    """Point the test process's (already configured) Celery app at another broker/result backend.
-    (Celery itself prefers the CELERY_BROKER_URL environment variable over its configuration.)"""
-    from kombu import pools
-
-    os.environ["CELERY_BROKER_URL"] = conf["broker_url"]
-    pools.reset()  # kombu's process-wide connection/producer pools
-    app._pool = None
-    app.amqp._producer_pool = None
-    app._backend_cache = None
-    app._local.__dict__.pop("backend", None)
-    app.conf.update(**conf)
 
 
 def test_tasks_over_amqp(api, amqp_worker):

@@ -50,6 +50,11 @@ def test_check_deploy_passes_clean_in_production_mode():
         ({"DJANGO_SECRET_KEY": "django-insecure-" + GOOD_KEY}, "DJANGO_SECRET_KEY", "placeholder"),
         ({"DJANGO_ALLOWED_HOSTS": ""}, "DJANGO_ALLOWED_HOSTS", "is required"),
         ({"DJANGO_ALLOWED_HOSTS": "*"}, "DJANGO_ALLOWED_HOSTS", "not '*'"),
+        ({"DJANGO_ALLOWED_HOSTS": " , "}, "DJANGO_ALLOWED_HOSTS", "names no host"),
+        ({"CELERY_BROKER_URL": "http://broker:80/"}, "CELERY_BROKER_URL", "unsupported scheme 'http'"),
+        ({"CELERY_BROKER_URL": "memory://"}, "CELERY_BROKER_URL", "redis://, rediss://, amqp://, amqps://"),
+        ({"CELERY_RESULT_BACKEND": "http://results/"}, "CELERY_RESULT_BACKEND", "unsupported scheme 'http'"),
+        ({"CELERY_RESULT_BACKEND": "rpc://"}, "CELERY_RESULT_BACKEND", "redis://, rediss://, django-db"),
         ({"DATABASE_URL": ""}, "DATABASE_URL", "is required"),
         ({"DATABASE_URL": "nonsense://x"}, "DATABASE_URL", "not a valid database URL"),
         ({"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL", "is required"),
@@ -219,6 +224,22 @@ def test_settings_defaults_in_this_process(settings):
     assert settings.CELERY_WORKER_SEND_TASK_EVENTS and settings.CELERY_TASK_SEND_SENT_EVENT
     assert set(settings.CELERY_TASK_QUEUES) == {"default", "io", "images"}
     assert settings.TASK_RETRY_BACKOFF_MAX == __import__("jobs.tasks").tasks.RETRY_BACKOFF_MAX
+
+
+@pytest.mark.parametrize("broker,backend", [
+    ("rediss://:s3cret-pass@redis.internal:6380/0", None), ("amqps://u:longpassword@mq:5671//", "django-db"),
+    ("redis://redis.internal:6379/0", "redis://redis.internal:6379/1")])
+def test_supported_broker_and_result_schemes_are_accepted(monkeypatch, broker, backend):
+    values = {**PRODUCTION, "CELERY_BROKER_URL": broker}
+    if backend:
+        values["CELERY_RESULT_BACKEND"] = backend
+    assert load_settings(monkeypatch, **values)["CELERY_BROKER_URL"] == broker
+
+
+def test_debug_mode_allows_the_in_memory_broker(monkeypatch):
+    """tests/storage runs the app in debug mode on memory:// (no broker): only production refuses it."""
+    loaded = load_settings(monkeypatch, DJANGO_DEBUG="true", CELERY_BROKER_URL="memory://")
+    assert loaded["CELERY_BROKER_URL"] == "memory://"
 
 
 def test_amqp_broker_defaults_to_django_db_results(monkeypatch):

@@ -65,10 +65,7 @@ MALFORMED = {
     "STORAGE_S3_SECRET_ACCESS_KEY": [("changeme", "placeholder")],
 }
 # Accepted today although malformed: reported defects (strict xfail: fixing them turns these red).
-KNOWN_DEFECTS = {
-    ("CELERY_BROKER_URL", "http://broker:80/"): "the app does not validate the broker URL's scheme",
-    ("DJANGO_ALLOWED_HOSTS", " , "): "a value with no host names passes (Django then answers 400 to everything)",
-}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 def start(entry: str, env: dict[str, str], timeout: float = 90) -> tuple[int, str]:
