@@ -8,7 +8,9 @@ cd "$(dirname "$0")/../.."
 BROKER=${1:-redis}
 export STORAGE=${2:-filesystem}
 export BUILD_MODE=${BUILD_MODE:-offline}
-PROJECT=blueprint-test-$BROKER$([ "$STORAGE" = s3 ] && echo -s3)
+# (Not `$([ ... ] && echo -s3)`: an assignment takes its substitution's status, and errexit would stop here.)
+PROJECT=blueprint-test-$BROKER
+if [ "$STORAGE" = s3 ]; then PROJECT+=-s3; fi
 ENV_FILE=build/$PROJECT.env
 CA_FILE=build/$PROJECT-ca.crt
 # Host ports of the test stack (loopback only), away from `make up`'s 8443/8080.
