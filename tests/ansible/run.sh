@@ -36,18 +36,28 @@ snapshot() {
     cp docs/configuration.md "$dest/docs/"
 }
 
-playbook() {  # playbook SOURCE PLAYBOOK [extra args...] ; output kept in $WORK/last-run.log
-    local src=$1 book=$2; shift 2
-    (cd ansible && ANSIBLE_FORCE_COLOR=0 ANSIBLE_CALLBACK_RESULT_FORMAT=json ../.venv/bin/ansible-playbook -i "${INVENTORY#ansible/}" -e "@$SECRETS" \
+# Facts are cached between the playbook runs of one test (gathering=smart then skips them): the
+# fleet's hosts keep their addresses for the whole test. Cleared at the start (a new fleet, new addresses).
+# playbook SOURCE PLAYBOOK [extra args...] ; output in $WORK/last-run.log, and kept per run as
+# $WORK/run-<n>-<playbook>.log (with per-task timings, to see where a slow run spent its time).
+RUNS=0
+playbook() {
+    local src=$1 book=$2 rc=0; shift 2
+    RUNS=$((RUNS + 1))
+    (cd ansible && ANSIBLE_FORCE_COLOR=0 ANSIBLE_CALLBACK_RESULT_FORMAT=json \
+        ANSIBLE_CACHE_PLUGIN=jsonfile ANSIBLE_CACHE_PLUGIN_CONNECTION="$WORK/facts" ANSIBLE_CACHE_PLUGIN_TIMEOUT=7200 \
+        ../.venv/bin/ansible-playbook -i "${INVENTORY#ansible/}" -e "@$SECRETS" \
         -e "app_source_dir=$src" -e "app_wheelhouse_dir=$ROOT/build/wheelhouse" "$@" "$book") \
-        >"$WORK/last-run.log" 2>&1
+        >"$WORK/last-run.log" 2>&1 || rc=$?
+    cp "$WORK/last-run.log" "$WORK/run-$RUNS-${book%.yml}.log"
+    return $rc
 }
 show_failure() { grep -E -A25 'fatal:|FAILED!|ERROR' "$WORK/last-run.log" | head -80 >&2 || tail -40 "$WORK/last-run.log" >&2; }
 changed_count() { awk '/PLAY RECAP/{r=1;next} r && /changed=/{split($0,a,"changed=");split(a[2],b," ");s+=b[1]} END{print s+0}' "$WORK/last-run.log"; }
 current_release() { docker exec "$1" readlink /srv/app/current | xargs basename; }
 
 phase "build: wheelhouse, object store binary, fleet image"
-mkdir -p "$WORK"
+mkdir -p "$WORK" && rm -rf "$WORK"/run-*.log "$WORK/facts"
 scripts/ensure-venv.sh
 scripts/build-wheelhouse.sh
 scripts/build-s3-server.sh binary
