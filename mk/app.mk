@@ -1,6 +1,5 @@
 # The reference Django + Celery application (app/): tests and a local development loop.
 
-APP_APT_PACKAGES := redis-server rabbitmq-server postgresql
 APP_COV_OPTS := --cov=app --cov-config=tests/app/coveragerc --cov-report=term-missing:skip-covered --cov-report=xml:build/coverage-app.xml
 
 .PHONY: test-app app-deps app-run app-unit
@@ -10,13 +9,7 @@ app-deps: # venv + the Debian packages the integration tests run (as root on Deb
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	{ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; } || missing="$$missing rabbitmq-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "==> apt-get install$$missing"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
-	  else echo "missing:$$missing -- install them (Debian: sudo apt-get install$$missing)" >&2; exit 1; fi; \
-	fi
+	scripts/apt-install.sh --no-recommends "the app's integration tests" $$missing
 
 test-app: app-deps ## Run the app's unit and integration tests with coverage
 	@mkdir -p build

@@ -7,9 +7,7 @@ set -o errexit -o pipefail -o nounset
 BASE_IMAGE=${BASE_IMAGE:-blueprint/debian:trixie}
 if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "ERROR: building $BASE_IMAGE with debootstrap needs root" >&2; exit 1; }
-if ! command -v debootstrap >/dev/null; then
-  echo "==> installing debootstrap"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
-fi
+command -v debootstrap >/dev/null || "$(dirname "$0")/apt-install.sh" "builds $BASE_IMAGE" debootstrap
 MIRROR=${DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)}
 [ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$MIRROR" ] || { echo "ERROR: set DEBIAN_MIRROR (no apt mirror found in this machine's sources)" >&2; exit 1; }

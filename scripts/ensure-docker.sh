@@ -11,9 +11,7 @@ is_debian_root() { [ "$(id -u)" = 0 ] && [ -r /etc/os-release ] && grep -qiE '^(
 
 if ! command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
   is_debian_root || die "Docker Engine is not installed. Install it (https://docs.docker.com/engine/install/) and re-run."
-  say "installing Docker Engine (apt-get install docker.io)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq docker.io >/dev/null
+  scripts/apt-install.sh "Docker Engine" docker.io
 fi
 
 if ! docker info >/dev/null 2>&1; then

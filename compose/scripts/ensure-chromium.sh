@@ -4,11 +4,4 @@
 set -o errexit -o pipefail -o nounset
 CHROMIUM=${SMOKE_CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] && exit 0
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "==> installing Debian's chromium for the browser smoke test (apt-get install chromium)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
-else
-  echo "ERROR: $CHROMIUM is missing: install Debian's chromium package (apt-get install chromium) or set SMOKE_CHROMIUM" >&2
-  exit 1
-fi
+"$(dirname "$0")/../../scripts/apt-install.sh" --no-recommends "the browser smoke test; or set SMOKE_CHROMIUM" chromium
