@@ -16,12 +16,15 @@ def private_address(h) -> str:
     return h.interface("eth0").addresses[0]
 
 
-@hosts_of("db")
-def test_infra_services_running_and_enabled(name):
-    h = host(name)
-    for service in INFRA_SERVICES:
+def assert_running_and_enabled(h, *services) -> None:
+    for service in services:
         assert h.service(service).is_running, service
         assert h.service(service).is_enabled, service
+
+
+@hosts_of("db")
+def test_infra_services_running_and_enabled(name):
+    assert_running_and_enabled(host(name), *INFRA_SERVICES)
 
 
 @hosts_of("db")
@@ -39,9 +42,7 @@ def test_infra_listens_on_loopback_and_private_address_only(name):
 @hosts_of("web")
 def test_web_services_and_sockets(name):
     h = host(name)
-    for service in WEB_SERVICES:
-        assert h.service(service).is_running, service
-        assert h.service(service).is_enabled, service
+    assert_running_and_enabled(h, *WEB_SERVICES)
     assert h.socket("tcp://0.0.0.0:443").is_listening
     assert h.socket("tcp://0.0.0.0:80").is_listening
     # gunicorn is reachable through nginx only.
@@ -55,15 +56,13 @@ def test_web_services_and_sockets(name):
 @hosts_of("beat")
 def test_beat_runs_on_its_single_host(name):
     assert len(group("beat")) == 1
-    assert host(name).service("app-beat").is_running
-    assert host(name).service("app-beat").is_enabled
+    assert_running_and_enabled(host(name), "app-beat")
 
 
 @hosts_of("workers")
 def test_workers_run_and_listen_nowhere(name):
     h = host(name)
-    assert h.service("app-worker@default-1").is_running
-    assert h.service("app-worker@default-1").is_enabled
+    assert_running_and_enabled(h, "app-worker@default-1")
     listening = [s for s in h.socket.get_listening_sockets() if s.startswith("tcp://")
                  and not s.startswith("tcp://127.0.0.11:")]  # Docker's embedded DNS, not ours
     assert listening == [], f"a worker host should not listen on TCP: {listening}"
