@@ -31,33 +31,36 @@ def report_upload_to(instance, filename):
     return f"reports/{instance.id}/{filename}"
 
 
-class UploadedImage(models.Model):
+class BackgroundJob(models.Model):
+    """What every record of background work shows the API: its id, where it stands, why it failed, when."""
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class UploadedImage(BackgroundJob):
     original = models.FileField(upload_to=original_upload_to, max_length=300)
     original_name = models.CharField(max_length=255, blank=True)
     resized = models.FileField(upload_to=original_upload_to, max_length=300, blank=True)
     # {"64": "images/<id>/thumb-64.png", ...}: storage names of the thumbnails, filled by the workflow.
     thumbnails = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
-    error = models.TextField(blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated = models.DateTimeField(auto_now=True)
 
     def __str__(self):
         return f"{self.original_name or self.id} ({self.status})"
 
 
-class Report(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+class Report(BackgroundJob):
     kind = models.CharField(max_length=20)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
-    error = models.TextField(blank=True)
     file = models.FileField(upload_to=report_upload_to, max_length=300, blank=True)
     rows = models.PositiveIntegerField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated = models.DateTimeField(auto_now=True)
 
     def __str__(self):
         return f"{self.kind} report ({self.status})"
