@@ -1,0 +1,62 @@
+# Shared paths and helpers of scripts/k8s-*.sh (sourced, not run). Everything lives under build/k8s.
+K=$PWD/build/k8s
+CONTAINERD_SOCK=$K/run/containerd.sock
+KUBELET_KUBECONFIG=$K/pki/kubelet.kubeconfig
+KUBELET_RO_PORT=10255
+CNI_BIN_DIR=/usr/lib/cni
+CNI_BRIDGE=k8s-local0
+
+ctr_() { ctr -a "$CONTAINERD_SOCK" "$@"; }
+
+# running NAME: the daemon whose pid is in build/k8s/run/NAME.pid is alive.
+running() { [ -f "$K/run/$1.pid" ] && kill -0 "$(cat "$K/run/$1.pid")" 2>/dev/null; }
+
+# stop NAME: SIGTERM the daemon we started (by its pid file), SIGKILL after 20 s.
+stop() {
+    running "$1" || { rm -f "$K/run/$1.pid"; return 0; }
+    local pid; pid=$(cat "$K/run/$1.pid")
+    kill "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { echo "$1 ignored SIGTERM: SIGKILL" >&2; kill -9 "$pid"; }
+    rm -f "$K/run/$1.pid"
+}
+
+# wait_for WHAT SECONDS CMD...: retry CMD until it succeeds; fail naming WHAT after SECONDS.
+wait_for() {
+    local what=$1 secs=$2; shift 2
+    for _ in $(seq 1 $((secs * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+    echo "timed out after ${secs}s waiting for $what (logs: $K/log)" >&2
+    return 1
+}
+
+# The cluster DNS Service address: the 10th address of the service range (kubeadm's convention).
+cluster_dns_ip() { echo "${K8S_SERVICE_CIDR%.*/*}.10"; }
+
+# After the daemons stopped: what they can leave behind on the host.
+cleanup_node_leftovers() {
+    # Mounts under build/k8s (pod volumes, sandbox /dev/shm, overlay rootfs), deepest first.
+    findmnt -rn -o TARGET | { grep "^$K/" || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
+    # Pod network namespaces of our sandboxes (listed by `down` before it killed them).
+    if [ -f "$K/run/netns.list" ]; then
+        while read -r ns; do
+            [ -e "$ns" ] || continue
+            umount -l "$ns" 2>/dev/null || true; rm -f "$ns"
+        done < "$K/run/netns.list"
+        rm -f "$K/run/netns.list"
+    fi
+    # Pod cgroups (cgroupfs driver: /kubepods in every hierarchy), deepest first; rmdir only empties.
+    for h in /sys/fs/cgroup/*/kubepods; do
+        [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+    # The bridge, and the per-pod nat chains of our CNI network (their rules carry
+    # the comment name: "k8s-local"; other CNI users on this host are left alone).
+    if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then ip link delete "$CNI_BRIDGE"; fi
+    local chain rule
+    for chain in $(iptables-save -t nat | grep -F 'name: \"k8s-local\"' | grep -o 'CNI-[A-Za-z0-9-]*' | sort -u || true); do
+        iptables-save -t nat | { grep -E -- "^-A [A-Z-]+ .*-j $chain\$" || true; } | sed 's/^-A /-D /' | while read -r rule; do
+            eval "iptables -t nat $rule"
+        done
+        iptables -t nat -F "$chain" && iptables -t nat -X "$chain"
+    done
+    rm -rf "$K/cni/ipam"
+}

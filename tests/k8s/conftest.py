@@ -1,0 +1,96 @@
+"""Fixtures of the live node suite: a standalone kubelet + containerd (scripts/k8s-node.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K = ROOT / "build" / "k8s"
+MANIFESTS = K / "manifests"
+KUBELET_PODS = "http://127.0.0.1:10255/pods"
+TEST_IMAGE = os.environ.get("K8S_TEST_IMAGE", "blueprint/debian:trixie")
+
+
+def versions() -> dict[str, str]:
+    lines = (ROOT / "scripts/k8s-versions.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def node(*args: str) -> None:
+    subprocess.run([str(ROOT / "scripts/k8s-node.sh"), *args], check=True, env={**os.environ, "K8S_NODE_MODE": "standalone"})
+
+
+def wait_until(what: str, check, timeout: float = 90):
+    """Poll check() until it returns something truthy; fail naming what we waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def kubelet_pods() -> list[dict]:
+    with urllib.request.urlopen(KUBELET_PODS, timeout=5) as resp:
+        return json.load(resp)["items"]
+
+
+def pod_named(name: str) -> dict | None:
+    return next((p for p in kubelet_pods() if p["metadata"]["name"].startswith(f"{name}-")), None)
+
+
+@pytest.fixture(scope="session")
+def standalone_node():
+    if os.environ.get("K8S_LIVE") != "1":
+        pytest.skip("live Kubernetes suite: run it with `make test-k8s-node`")
+    node("up")
+    subprocess.run([str(ROOT / "scripts/k8s-import-images.sh"), TEST_IMAGE], check=True)
+    try:
+        yield
+    finally:
+        for f in MANIFESTS.glob("test-*.yaml"):
+            f.unlink()
+        node("down")
+
+
+@pytest.fixture
+def static_pod(standalone_node):
+    """Write a static pod manifest (the kubelet watches the directory); remove it afterwards."""
+    written = []
+
+    def make(name: str, command: str, host_network: bool = False, memory_limit: str = "64Mi") -> dict:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "hostNetwork": host_network,
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "main",
+                    "image": f"docker.io/{TEST_IMAGE}",
+                    "imagePullPolicy": "Never",
+                    "command": ["bash", "-c", command],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                                  "limits": {"cpu": "200m", "memory": memory_limit}},
+                }],
+            },
+        }
+        path = MANIFESTS / f"test-{name}.yaml"
+        path.write_text(yaml.safe_dump(pod))
+        written.append(path)
+        return pod
+
+    yield make
+    for path in written:
+        path.unlink(missing_ok=True)
