@@ -247,6 +247,12 @@ CELERY_BEAT_SCHEDULE = {
     "daily-digest": {"task": "jobs.tasks.send_digest", "schedule": 24 * 3600.0},
     "hourly-cleanup": {"task": "jobs.tasks.cleanup", "schedule": 3600.0},
 }
+# Redis broker: requeue task messages whose worker died or lost the broker this often, instead of after
+# the visibility timeout (deploykit/unacked.py); 0 turns it off. A no-op on RabbitMQ.
+CELERY_UNACKED_RESTORE_INTERVAL = env.int("CELERY_UNACKED_RESTORE_INTERVAL", 30, minimum=0)
+if CELERY_UNACKED_RESTORE_INTERVAL:
+    CELERY_BEAT_SCHEDULE["restore-unacked"] = {
+        "task": "deploykit.restore_unacked", "schedule": float(CELERY_UNACKED_RESTORE_INTERVAL)}
 # Beat holds this lock for its lifetime (PostgreSQL advisory lock; a file lock next to SQLite).
 BEAT_LOCK_ID = 0x0BEA7  # any constant bigint, unique per project sharing a database
 DJANGO_CELERY_BEAT_TZ_AWARE = True
