@@ -3,15 +3,21 @@ tests, built like compose/scripts/test-stack.sh does it, torn down with its volu
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import random
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
 from seclib import REPO, clean_env, compose_cmd, generate_env_file, run, wait_for  # noqa: E402
@@ -70,12 +76,135 @@ class Stack:
         except requests.RequestException as exc:
             return f"error {type(exc).__name__}"
 
-    def container_pid(self, service: str) -> int:
-        """Host PID of the service's main process (tini's child) in its first container."""
-        cid = self.compose("ps", "-q", service).stdout.split()[0]
+    def containers(self, service: str) -> list[str]:
+        return self.compose("ps", "-q", service).stdout.split()
+
+    def container_pid(self, service: str, cid: str | None = None) -> int:
+        """Host PID of the service's main process (tini's child) in its (first) container."""
+        cid = cid or self.containers(service)[0]
         tini = int(run("docker", "inspect", "-f", "{{.State.Pid}}", cid).stdout.strip())
         children = Path(f"/proc/{tini}/task/{tini}/children").read_text().split()
         return int(children[0]) if children else tini
+
+    def inspect(self, cid: str) -> dict:
+        return json.loads(run("docker", "inspect", cid).stdout)[0]
+
+    def restarts(self, service: str) -> dict[str, tuple[int, bool]]:
+        """Container id -> (restart count, OOM-killed) for each container of the service."""
+        return {cid: (info["RestartCount"], info["State"]["OOMKilled"])
+                for cid in self.containers(service) for info in [self.inspect(cid)]}
+
+    def exec(self, service: str, *cmd: str, timeout: float = 120) -> str:
+        return self.compose("exec", "-T", service, *cmd, timeout=timeout).stdout
+
+    def psql(self, sql: str) -> str:
+        return self.exec("postgres", "sh", "-c", f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{sql}"').strip()
+
+    def django(self, code: str, timeout: float = 120) -> str:
+        """Run Python in a Django shell inside a worker container (tasks not exposed by the API)."""
+        return self.exec("worker", "python", "manage.py", "shell", "-c", code, timeout=timeout).strip()
+
+    def logs(self, service: str) -> str:
+        return self.compose("logs", "--no-color", service, timeout=120).stdout
+
+    def wait_healthy(self, service: str, timeout: float = 180) -> None:
+        def healthy():
+            states = self.compose("ps", "-a", "--format", "{{.Health}}", service).stdout.split()
+            return states and all(state == "healthy" for state in states)
+
+        wait_for(healthy, timeout, f"every {service} container healthy", interval=1)
+
+
+MIXED = [("add", lambda: [random.randint(-1000, 1000), random.randint(-1000, 1000)]),
+         ("multiply", lambda: [random.randint(-100, 100), random.randint(-100, 100)]),
+         ("noop", lambda: [])]
+
+
+class Load:
+    """Background API traffic: `threads` loops submitting tasks from `mix` (name, args factory) until
+    stop(). Accepted ids and refusals (by kind) are kept; no response may carry a traceback."""
+
+    def __init__(self, stack: Stack, mix=MIXED, threads: int = 4, pause: float = 0.0):
+        self.stack, self.mix, self.pause = stack, mix, pause
+        self.accepted: list[str] = []
+        self.refused: Counter = Counter()
+        self.tracebacks: list[str] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def one(self) -> None:
+        task, args = random.choice(self.mix)
+        try:
+            response = self.stack.submit(task, args())
+        except Exception as exc:  # noqa: BLE001 - a refused request, counted by kind
+            with self.lock:
+                self.refused[type(exc).__name__] += 1
+            return
+        with self.lock:
+            if response.status_code == 202:
+                self.accepted.append(response.json()["id"])
+            else:
+                self.refused[f"HTTP {response.status_code}"] += 1
+                if "Traceback" in response.text:
+                    self.tracebacks.append(response.text[:2000])
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self.one()
+            time.sleep(self.pause)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(60)
+
+
+def send_burst(stack: Stack, count: int, during=None, after: int = 0) -> tuple[list[str], Counter, list[str]]:
+    """Send `count` mixed tasks from 6 threads; start `during()` in a thread once `after` were accepted."""
+    load = Load(stack)
+    fired = threading.Event()
+
+    def one(_):
+        load.one()
+        if during and len(load.accepted) >= after and not fired.is_set():
+            fired.set()
+            threading.Thread(target=during, daemon=True).start()
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(one, range(count)))
+    return load.accepted, load.refused, load.tracebacks
+
+
+def outcome(stack: Stack, accepted: list[str], timeout: float) -> tuple[int, list[str], dict[str, str]]:
+    """Wait for the accepted tasks: (completed, lost ids, last states)."""
+    states = stack.wait_all(accepted, timeout=timeout)
+    lost = [i for i, s in states.items() if s != "SUCCESS"]
+    return len(accepted) - len(lost), lost, states
+
+
+def redeliveries(stack: Stack, service: str = "worker") -> int:
+    """Task runs that were redeliveries (deploykit.celery logs each): the documented duplicates."""
+    return stack.logs(service).count("redelivered (")
+
+
+def upload(stack, picture: Image.Image, name: str) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    response = stack.http.post(stack.base + "/api/images/", files={"file": (name, buffer.getvalue(), "image/png")},
+                               timeout=60)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def image_status(stack, image_id: str, timeout: float = 180) -> dict:
+    return wait_for(lambda: (body := stack.get(f"/api/images/{image_id}/").json())["status"] in ("done", "failed")
+                    and body, timeout, f"image {image_id} processed", interval=1)
 
 
 def report(name: str, sent: int, completed: int, lost: int, **extra) -> None:
