@@ -104,3 +104,29 @@ def test_postgres_stop_turns_readyz_503_naming_the_database_and_recovers(stack):
     task_id = task.json()["id"]
     assert stack.wait_all([task_id], timeout=120)[task_id] == "SUCCESS"
     print(f"CHAOS postgres-recovered: ready again {time.monotonic() - started:.1f} s after start; a new task ran")
+
+
+def test_broker_stopped_readiness_stays_up_and_status_and_api_answer_fast_and_clean(stack):
+    """Readiness checks only what serving needs (not the broker); /status and the API say which service
+    is down in a sentence, without internals. Durations are printed (the 503s of the API are bounded by
+    Celery's publish and result-store retries)."""
+    stack.compose("stop", BROKER, timeout=120)
+    try:
+        timings = {}
+        for name, call in (("readyz", lambda: stack.get("/readyz")), ("status", lambda: stack.get("/status", timeout=60)),
+                           ("post", lambda: stack.submit("add", [1, 1]))):
+            started = time.monotonic()
+            response = call()
+            timings[name] = (response.status_code, round(time.monotonic() - started, 1))
+            assert "Traceback" not in response.text and "Error 111" not in response.text, response.text[:2000]
+            if name == "status":
+                assert response.json()["broker"]["error"].endswith("is unavailable (details in the web process log)")
+        print(f"\nCHAOS {BROKER}-stopped: (status, seconds) {timings}")
+        assert timings["readyz"][0] == 200 and timings["status"][0] == 503, timings
+        assert timings["post"][0] == 503, timings
+    finally:
+        stack.compose("start", BROKER, timeout=120)
+    stack.wait_healthy(BROKER)
+    stack.wait_healthy("worker")
+    fresh = stack.submit("add", [2, 3]).json()["id"]
+    assert stack.wait_all([fresh], timeout=120)[fresh] == "SUCCESS"
