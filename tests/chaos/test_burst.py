@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from conftest import MIXED, Load, outcome, redeliveries, report, send_burst
+from seclib import wait_for
 
 KILL_BURST = int(os.environ.get("CHAOS_KILL_BURST", "1000"))
 KILLS = int(os.environ.get("CHAOS_KILLS", "6"))
@@ -60,7 +61,10 @@ def test_rolling_force_recreate_of_workers_and_web_under_load_loses_nothing(stac
     with Load(stack, mix=mix, threads=3, pause=0.05) as load:
         time.sleep(5)  # let long tasks start before the replacement
         started = time.monotonic()
-        stack.compose("up", "-d", "--force-recreate", "--no-deps", "--wait", "worker", "web", timeout=600)
+        stack.compose("up", "-d", "--force-recreate", "--no-deps", "worker", "web", timeout=600)
+        # Not `up --wait`: under this load a health check can time out once, which --wait takes as final.
+        wait_for(lambda: stack.get("/readyz").status_code == 200, 180, "the new web behind the proxy", interval=0.5)
+        stack.wait_healthy("worker")
         took = time.monotonic() - started
         time.sleep(5)  # traffic after the replacement too
     completed, lost, states = outcome(stack, load.accepted, timeout=240)

@@ -29,7 +29,8 @@ def test_a_task_that_kills_its_worker_process_ends_failed_after_bounded_redelive
 
     def final_state():
         out = stack.django(f"from celery.result import AsyncResult; r = AsyncResult('{task_id}'); print(r.state, repr(r.result))")
-        return out if out.startswith(("FAILURE", "SUCCESS")) else None
+        last = out.splitlines()[-1] if out else ""  # log lines may come first
+        return last if last.startswith(("FAILURE", "SUCCESS")) else None
 
     state = wait_for(final_state, 300, "the crash task to end", interval=3)
     assert state.startswith("FAILURE") and "RedeliveryLimitExceeded" in state, state
