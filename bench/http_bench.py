@@ -8,10 +8,9 @@ import ssl
 import time
 import urllib.request
 
-from stack import HTTPS_PORT, Stack
+from stack import Stack
 from tasks_bench import median_of
 
-BASE = f"https://localhost:{HTTPS_PORT}"
 CORES = os.cpu_count() or 1
 # name -> (variables for the web service, what it is)
 WEB_CONFIGS = {
@@ -56,24 +55,25 @@ def proxy_ca(stack: Stack) -> str:
     raise RuntimeError("the proxy's CA certificate did not appear")
 
 
-def db_backed_url(stack: Stack) -> str:
+def db_backed_url(stack: Stack, base: str) -> str:
     """Create one report (a database row) through the API; its detail endpoint is a DB read."""
     ctx = ssl.create_default_context(cafile=proxy_ca(stack))
-    req = urllib.request.Request(f"{BASE}/api/reports/", data=json.dumps({"kind": "tasks"}).encode(),
+    req = urllib.request.Request(f"{base}/api/reports/", data=json.dumps({"kind": "tasks"}).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, context=ctx, timeout=30) as response:
-        return BASE + json.load(response)["url"]
+        return base + json.load(response)["url"]
 
 
 def http(stack: Stack, p: dict) -> dict:
-    api = db_backed_url(stack)
+    base = f"https://localhost:{stack.https_port}"
+    api = db_backed_url(stack, base)
     results = {}
     for name, (variables, label) in WEB_CONFIGS.items():
         stack.recreate("web", **variables)
-        wrk(f"{BASE}/healthz", p["wrk_warmup_s"], p["wrk_connections"])  # warm-up
+        wrk(f"{base}/healthz", p["wrk_warmup_s"], p["wrk_connections"])  # warm-up
         reps = []
         for _ in range(p["reps"]):
-            reps.append({"healthz": wrk(f"{BASE}/healthz", p["wrk_s"], p["wrk_connections"]),
+            reps.append({"healthz": wrk(f"{base}/healthz", p["wrk_s"], p["wrk_connections"]),
                          "api": wrk(api, p["wrk_s"], p["wrk_connections"])})
         results[name] = {**median_of(reps), "memory_mb": stack.memory_mb("web"), "label": label}
     stack.recreate("web")  # back to what ships

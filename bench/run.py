@@ -31,6 +31,15 @@ PROFILES = {
 }
 
 
+def scaled(profile: dict, scale: float) -> dict:
+    """BENCH_SCALE multiplies counts and durations (not repetitions): a slower or busier machine can
+    still finish a run; the scale used is part of the results."""
+    if scale <= 0:
+        sys.exit(f"ERROR: BENCH_SCALE must be a positive number (got {scale})")
+    keep = {"reps", "steady_rate", "wrk_connections"}
+    return {k: v if k in keep else max(1, round(v * scale)) for k, v in profile.items()} | {"scale": scale}
+
+
 def say(message):
     print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -120,7 +129,7 @@ def main():
     parser.add_argument("--brokers", default="redis,rabbitmq")
     parser.add_argument("--no-footprint", action="store_true")
     args = parser.parse_args()
-    p = PROFILES[args.profile]
+    p = scaled(PROFILES[args.profile], float(os.environ.get("BENCH_SCALE", "1")))
     out_dir = Path(args.out or (ROOT / ("docs/benchmarks" if args.profile == "full" else "build/bench/quick")))
     began = time.monotonic()
     results = {"profile": args.profile, "params": p, "machine": machine.describe()}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
-HTTPS_PORT = 38443
-HTTP_PORT = 38080
+# Loopback ports per broker, so the two stacks never collide (the range 38000-38999 is the benchmark's).
+PORTS = {"redis": (38443, 38080), "rabbitmq": (38543, 38180)}
 # Not started: beat (a tick every 15 s onto the default queue) and Flower (an event consumer) would
 # only add noise to what is measured.
 BASE_SERVICES = ["postgres", "migrate", "web", "proxy", "worker", "worker-images", "sink", "slow", "client", "rawc"]
@@ -28,6 +28,7 @@ class Stack:
     def __init__(self, broker: str):
         self.broker = broker
         self.project = f"blueprint-bench-{broker}"
+        self.https_port, self.http_port = PORTS[broker]
         BUILD.mkdir(parents=True, exist_ok=True)
         self.env_file = BUILD / f"{self.project}.env"
         self.agent_env = BUILD / f"{self.project}.agent.env"
@@ -42,7 +43,7 @@ class Stack:
     # --- plumbing ---------------------------------------------------------------------------------
     def _env(self, extra=None):
         env = dict(os.environ, PROXY_BIND="127.0.0.1", PROXY_HOSTNAME="localhost",
-                   PROXY_HTTPS_PORT=str(HTTPS_PORT), PROXY_HTTP_PORT=str(HTTP_PORT),
+                   PROXY_HTTPS_PORT=str(self.https_port), PROXY_HTTP_PORT=str(self.http_port),
                    BENCH_AGENT_ENV=str(self.agent_env), COMPOSE_PROFILES="bench")
         env.update(self.overrides)
         env.update(extra or {})
