@@ -6,6 +6,14 @@ KUBELET_RO_PORT=10255
 CNI_BIN_DIR=/usr/lib/cni
 CNI_BRIDGE=k8s-local0
 
+# The node address on lo (see K8S_NODE_IP in scripts/k8s-versions.env).
+node_ip_up() {
+    ip -4 addr show dev lo | grep -q " $K8S_NODE_IP/32 " || ip addr add "$K8S_NODE_IP/32" dev lo label lo:k8s
+}
+node_ip_down() {
+    if ip -4 addr show dev lo | grep -q " $K8S_NODE_IP/32 "; then ip addr del "$K8S_NODE_IP/32" dev lo; fi
+}
+
 ctr_() { ctr -a "$CONTAINERD_SOCK" "$@"; }
 
 # running NAME: the daemon whose pid is in build/k8s/run/NAME.pid is alive.
@@ -32,6 +40,17 @@ wait_for() {
 # The cluster DNS Service address: the 10th address of the service range (kubeadm's convention).
 cluster_dns_ip() { echo "${K8S_SERVICE_CIDR%.*/*}.10"; }
 
+# remove_chains CMD TABLE CHAIN...: delete the jumps into the chains, then the chains themselves.
+remove_chains() {
+    local cmd=$1 table=$2 rule chain; shift 2
+    [ $# -gt 0 ] || return 0
+    local targets; targets=$(printf '%s|' "$@"); targets=${targets%|}
+    "$cmd-save" -t "$table" | { grep -E -- "^-A .* -j ($targets)( |\$)" || true; } | sed 's/^-A /-D /' \
+        | while read -r rule; do eval "$cmd -t $table $rule"; done
+    for chain in "$@"; do "$cmd" -t "$table" -F "$chain" 2>/dev/null || true; done
+    for chain in "$@"; do "$cmd" -t "$table" -X "$chain" 2>/dev/null || true; done
+}
+
 # After the daemons stopped: what they can leave behind on the host.
 cleanup_node_leftovers() {
     # Mounts under build/k8s (pod volumes, sandbox /dev/shm, overlay rootfs), deepest first.
@@ -48,15 +67,19 @@ cleanup_node_leftovers() {
     for h in /sys/fs/cgroup/*/kubepods; do
         [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
-    # The bridge, and the per-pod nat chains of our CNI network (their rules carry
-    # the comment name: "k8s-local"; other CNI users on this host are left alone).
+    # The bridge; the per-pod nat chains of our CNI network (their rules carry the comment
+    # name: "k8s-local"; other CNI users on this host are left alone); the KUBE-* chains of the
+    # kubelet and kube-proxy (Docker's are DOCKER-*).
     if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then ip link delete "$CNI_BRIDGE"; fi
-    local chain rule
-    for chain in $(iptables-save -t nat | grep -F 'name: \"k8s-local\"' | grep -o 'CNI-[A-Za-z0-9-]*' | sort -u || true); do
-        iptables-save -t nat | { grep -E -- "^-A [A-Z-]+ .*-j $chain\$" || true; } | sed 's/^-A /-D /' | while read -r rule; do
-            eval "iptables -t nat $rule"
+    remove_chains iptables nat $(iptables-save -t nat | grep -F 'name: \"k8s-local\"' | grep -o 'CNI-[A-Za-z0-9-]*' | sort -u || true)
+    local cmd table
+    for cmd in iptables ip6tables; do
+        for table in filter nat mangle; do
+            remove_chains "$cmd" "$table" $("$cmd-save" -t "$table" | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p')
         done
-        iptables -t nat -F "$chain" && iptables -t nat -X "$chain"
     done
     rm -rf "$K/cni/ipam"
+    running kube-apiserver || node_ip_down   # the API server listens there too
 }
+
+kubectl_() { "$K/bin/kubectl" --kubeconfig "$K/pki/admin.kubeconfig" "$@"; }

@@ -77,7 +77,7 @@ write_kubelet_config() {
     mkdir -p "$K/manifests" "$K/kubelet" "$K/log/pods"
     # failCgroupV1: false keeps working on cgroup v1 hosts should the pin move to 1.35+.
     # oomScoreAdj: 0 because lowering it (default -999) needs CAP_SYS_RESOURCE, which root lacks here.
-    # readOnlyPort on 127.0.0.1 only: lets tests read /pods without client certificates.
+    # readOnlyPort on the node address only: lets tests read /pods without client certificates.
     cat > "$K/kubelet-config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -88,7 +88,7 @@ oomScoreAdj: 0
 containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 staticPodPath: $K/manifests
 podLogsDir: $K/log/pods
-address: 127.0.0.1
+address: $K8S_NODE_IP
 healthzBindAddress: 127.0.0.1
 readOnlyPort: $KUBELET_RO_PORT
 podCIDR: $K8S_POD_CIDR
@@ -113,6 +113,21 @@ ensure_host_packages() {
     scripts/apt-install.sh --no-recommends "the Kubernetes node" "${need[@]}"
 }
 
+# kube-proxy (iptables mode) as a host process, like the kubelet. NodePorts only on the node address
+# (never on the machine's real interfaces, and no route_localnet sysctl for 127.0.0.1 NodePorts);
+# conntrack sizing off: it would try to raise nf_conntrack_max, a host-wide setting.
+start_kube_proxy() {
+    running kube-proxy && return 0
+    [ -x "$K/bin/kube-proxy" ] || scripts/k8s-build.sh kube-proxy
+    setsid "$K/bin/kube-proxy" --kubeconfig "$K/pki/kube-proxy.kubeconfig" --hostname-override "$K8S_NODE_NAME" \
+        --proxy-mode iptables --cluster-cidr "$K8S_POD_CIDR" --nodeport-addresses "$K8S_NODE_IP/32" \
+        --iptables-localhost-nodeports=false --conntrack-max-per-core 0 \
+        --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256 \
+        > "$K/log/kube-proxy.log" 2>&1 < /dev/null &
+    echo $! > "$K/run/kube-proxy.pid"
+    wait_for "kube-proxy healthz" 60 curl -fsS -o /dev/null http://127.0.0.1:10256/healthz
+}
+
 up() {
     case "${K8S_NODE_MODE:-standalone}" in
         standalone) ;;
@@ -121,28 +136,35 @@ up() {
     esac
     ensure_host_packages
     [ -x "$K/bin/kubelet" ] || scripts/k8s-build.sh kubelet
-    [ -s "$K/images/pause.tar" ] || scripts/k8s-pause-image.sh
+    scripts/k8s-pause-image.sh >/dev/null
     write_containerd_config
+    node_ip_up
     if ! running containerd; then
         # setsid: the daemons outlive this script; `down` stops them by the pid files.
         setsid containerd --config "$K/containerd/config.toml" > "$K/log/containerd.log" 2>&1 < /dev/null &
         echo $! > "$K/run/containerd.pid"
         wait_for "containerd socket" 30 ctr_ version
     fi
-    ctr_ -n k8s.io images ls -q | grep -qx "$K8S_PAUSE_IMAGE" || ctr_ -n k8s.io images import "$K/images/pause.tar" >/dev/null
+    scripts/k8s-import-images.sh "$K8S_PAUSE_IMAGE"
     write_kubelet_config
     if ! running kubelet; then
         local args=(--config "$K/kubelet-config.yaml" --root-dir "$K/kubelet" --cert-dir "$K/kubelet/pki"
-                    --hostname-override "$K8S_NODE_NAME" --node-ip 127.0.0.1 --v=1)
+                    --hostname-override "$K8S_NODE_NAME" --node-ip "$K8S_NODE_IP" --v=1)
         cluster_mode && args+=(--kubeconfig "$KUBELET_KUBECONFIG")
         setsid "$K/bin/kubelet" "${args[@]}" > "$K/log/kubelet.log" 2>&1 < /dev/null &
         echo $! > "$K/run/kubelet.pid"
         wait_for "kubelet healthz" 60 curl -fsS -o /dev/null "http://127.0.0.1:10248/healthz"
     fi
+    cluster_mode && start_kube_proxy
     echo "==> node up: containerd ($CONTAINERD_SOCK), kubelet $K8S_VERSION (logs: $K/log)"
 }
 
 down() {
+    stop kube-proxy
+    # Its KUBE-* chains and the jumps into them (Docker's chains are not touched).
+    if [ -x "$K/bin/kube-proxy" ] && iptables-save | grep -q '^:KUBE-'; then
+        "$K/bin/kube-proxy" --cleanup --proxy-mode iptables > "$K/log/kube-proxy-cleanup.log" 2>&1 || true
+    fi
     stop kubelet
     if running containerd; then
         # The CNI DEL of our sandboxes never runs once the kubelet is gone: note their netns for cleanup.
@@ -167,6 +189,6 @@ down() {
 case "${1:-}" in
     up) up ;;
     down) down ;;
-    status) for d in containerd kubelet; do running "$d" && echo "$d: running (pid $(cat "$K/run/$d.pid"))" || echo "$d: stopped"; done ;;
+    status) for d in containerd kubelet kube-proxy; do running "$d" && echo "$d: running (pid $(cat "$K/run/$d.pid"))" || echo "$d: stopped"; done ;;
     *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

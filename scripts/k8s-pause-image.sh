@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # Build the pod sandbox ("pause") image without a registry: a static Go binary that sleeps until
-# SIGINT/SIGTERM and reaps orphans (what upstream's pause.c does), wrapped into a one-file image
-# with `docker import` and saved as an archive for `ctr images import` (build/k8s/images/pause.tar).
+# SIGINT/SIGTERM and reaps orphans (what upstream's pause.c does), as a one-binary image.
 # Usage: scripts/k8s-pause-image.sh
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
 . scripts/k8s-versions.env
-OUT=build/k8s/images/pause.tar
 WORK=build/k8s/pause
-[ -s "$OUT" ] && { echo "==> $OUT exists"; exit 0; }
-mkdir -p "$WORK/rootfs" "$(dirname "$OUT")"
-
+mkdir -p "$WORK"
 cat > "$WORK/main.go" <<'GO'
 // pause: the process that holds a pod's namespaces open.
 package main
@@ -39,8 +35,5 @@ func main() {
 }
 GO
 [ -f "$WORK/go.mod" ] || printf 'module local/pause\n\ngo 1.24\n' > "$WORK/go.mod"
-(cd "$WORK" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o rootfs/pause .)
-tar -C "$WORK/rootfs" --owner=0 --group=0 -c pause \
-    | docker import --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' - "$K8S_PAUSE_IMAGE" >/dev/null
-docker save "$K8S_PAUSE_IMAGE" -o "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
-echo "==> $K8S_PAUSE_IMAGE saved to $OUT"
+[ -x "$WORK/pause" ] || (cd "$WORK" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o pause .)
+scripts/k8s-binary-image.sh "$K8S_PAUSE_IMAGE" "$WORK/pause" 65535:65535

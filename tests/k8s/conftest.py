@@ -15,7 +15,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K = ROOT / "build" / "k8s"
 MANIFESTS = K / "manifests"
-KUBELET_PODS = "http://127.0.0.1:10255/pods"
 TEST_IMAGE = os.environ.get("K8S_TEST_IMAGE", "blueprint/debian:trixie")
 
 
@@ -41,18 +40,54 @@ def wait_until(what: str, check, timeout: float = 90):
 
 
 def kubelet_pods() -> list[dict]:
-    with urllib.request.urlopen(KUBELET_PODS, timeout=5) as resp:
-        return json.load(resp)["items"]
+    """The kubelet's own view of its pods (read-only port on the node address)."""
+    with urllib.request.urlopen(f"http://{versions()['K8S_NODE_IP']}:10255/pods", timeout=5) as resp:
+        return json.load(resp)["items"] or []  # null when it runs no pod
 
 
 def pod_named(name: str) -> dict | None:
     return next((p for p in kubelet_pods() if p["metadata"]["name"].startswith(f"{name}-")), None)
 
 
+def kubectl(*args: str) -> str:
+    """Run the pinned kubectl against the local cluster; fail with its stderr."""
+    proc = subprocess.run([str(K / "bin/kubectl"), "--kubeconfig", str(K / "pki/admin.kubeconfig"), *args],
+                          capture_output=True, text=True, timeout=240)
+    if proc.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def require_live():
+    if os.environ.get("K8S_LIVE") != "1":
+        pytest.skip("live Kubernetes suite: run it with `make test-k8s-node` / `make test-k8s-cluster`")
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """The whole local cluster (scripts/k8s-cluster.sh), up for the session."""
+    require_live()
+    script = str(ROOT / "scripts/k8s-cluster.sh")
+    try:
+        subprocess.run([script, "up"], check=True)
+        subprocess.run([str(ROOT / "scripts/k8s-import-images.sh"), "blueprint/python:3.13-trixie"], check=True)
+        yield
+    finally:
+        subprocess.run([script, "down"], check=True)
+
+
+@pytest.fixture
+def namespace(cluster, request):
+    """A namespace per test, deleted afterwards."""
+    name = "t-" + request.node.name.removeprefix("test_").replace("_", "-")[:40].rstrip("-")
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
+
+
 @pytest.fixture(scope="session")
 def standalone_node():
-    if os.environ.get("K8S_LIVE") != "1":
-        pytest.skip("live Kubernetes suite: run it with `make test-k8s-node`")
+    require_live()
     node("up")
     subprocess.run([str(ROOT / "scripts/k8s-import-images.sh"), TEST_IMAGE], check=True)
     try:

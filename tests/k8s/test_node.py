@@ -71,6 +71,9 @@ def test_down_leaves_no_process_cgroup_bridge_rule_or_mount_behind(standalone_no
     assert subprocess.run(["ip", "link", "show", "k8s-local0"], capture_output=True).returncode != 0
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
     assert 'name: \\"k8s-local\\"' not in nat
+    for save in ("iptables-save", "ip6tables-save"):
+        rules = subprocess.run([save], capture_output=True, text=True, check=True).stdout
+        assert "KUBE-" not in rules, f"{save}: kubelet/kube-proxy chains left behind"
     mounts = Path("/proc/self/mounts").read_text()
     assert str(K) not in mounts
     assert not list((K / "run").glob("*.pid"))
