@@ -20,7 +20,7 @@ test-security: venv docker images ## Security suite: Compose policy, app image (
 test-fuzz: app-deps ## Fuzz the API from its OpenAPI schema (schemathesis) against gunicorn + redis-server on 127.0.0.1: no 5xx, responses match the schema
 	$(SECURITY_PYTEST) tests/fuzz $(PYTEST_ARGS)
 
-chaos: venv docker images ## Fault tests against a throw-away Compose stack (project sec-chaos-redis): broker restart, kill -9, PostgreSQL stop; prints sent/completed/lost
+chaos: venv docker images ## Fault tests against a throw-away Compose stack (project sec-chaos-redis): broker restart/stop, kill -9, 1,000-task burst with random kills, rolling recreate, second beat, poison work, sustained load, PostgreSQL stop; prints sent/completed/lost (~20 min)
 	CHAOS_BROKER=redis $(SECURITY_PYTEST) tests/chaos -s $(PYTEST_ARGS)
 
 chaos-rabbitmq: venv docker images ## The fault tests on the RabbitMQ variant (project sec-chaos-rabbitmq)

@@ -6,6 +6,9 @@ import io
 import json
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -132,3 +135,24 @@ def test_worker_runs_without_gossip_and_is_still_seen(worker):
 
     assert b"--without-gossip" in open(f"/proc/{worker.proc.pid}/cmdline", "rb").read()
     assert any(name.startswith("default-io-images@") for name in workers_seen(timeout=5))
+
+
+def test_broker_down_under_gunicorn_post_is_503_within_seconds(start_app, tmp_path):
+    """The web tier retries the Redis result store briefly (config/wsgi.py): Celery's default, 20 retries a
+    second apart, kept clients ~19 s waiting for their 503."""
+    broker = Redis(tmp_path).start()
+    port = free_port()
+    start_app("start-web", name="web-broker-down", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2,
+              CELERY_BROKER_URL=broker.url, MEDIA_ROOT=str(tmp_path / "media"))
+    wait_for(lambda: port_open(port), 90, "gunicorn")
+    broker.stop()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/tasks/", data=b'{"task": "add", "args": [1, 2]}',
+                                     headers={"Host": "app.example.com", "X-Forwarded-Proto": "https",
+                                              "Content-Type": "application/json"}, method="POST")
+    started = time.monotonic()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    took = time.monotonic() - started
+    print(f"broker down: POST /api/tasks/ answered {refused.value.code} in {took:.1f} s")
+    assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "10"
+    assert took < 10, f"{took:.1f} s"
