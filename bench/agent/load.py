@@ -50,6 +50,9 @@ def summarise(records):
 
 def celery_app(which):
     if which == "shipped":
+        import django
+
+        django.setup()  # as in the web process that enqueues (the django-db result backend needs it)
         from config.celery import app
     else:
         from baseline_app import app
