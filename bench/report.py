@@ -219,3 +219,11 @@ def update_readme(r: dict, heads: list[str], pngs: list[str]) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+if __name__ == "__main__":  # re-render the docs of a results.json: python bench/report.py DIR
+    import sys
+
+    out_dir = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs/benchmarks")
+    write(json.loads((out_dir / "results.json").read_text()), out_dir,
+          readme=out_dir.resolve() == (ROOT / "docs/benchmarks").resolve())

@@ -11,7 +11,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
 # Loopback ports per broker, so the two stacks never collide (the range 38000-38999 is the benchmark's).
+# BENCH_PROJECT and BENCH_PORT_OFFSET (0-400) let a second checkout run beside this one.
 PORTS = {"redis": (38443, 38080), "rabbitmq": (38543, 38180)}
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
+if not 0 <= PORT_OFFSET <= 400:
+    sys.exit(f"ERROR: BENCH_PORT_OFFSET must be 0-400 (ports stay within 38000-38999), got {PORT_OFFSET}")
 # Not started: beat (a tick every 15 s onto the default queue) and Flower (an event consumer) would
 # only add noise to what is measured.
 BASE_SERVICES = ["postgres", "migrate", "web", "proxy", "worker", "worker-images", "sink", "slow", "client", "rawc"]
@@ -27,8 +31,8 @@ def env_value(env_file: Path, name: str) -> str:
 class Stack:
     def __init__(self, broker: str):
         self.broker = broker
-        self.project = f"blueprint-bench-{broker}"
-        self.https_port, self.http_port = PORTS[broker]
+        self.project = f"{os.environ.get('BENCH_PROJECT', 'blueprint-bench')}-{broker}"
+        self.https_port, self.http_port = (port + PORT_OFFSET for port in PORTS[broker])
         BUILD.mkdir(parents=True, exist_ok=True)
         self.env_file = BUILD / f"{self.project}.env"
         self.agent_env = BUILD / f"{self.project}.agent.env"
