@@ -111,7 +111,13 @@ class Stack:
         self.write_env()
         began = time.monotonic()
         broker = ["redis"] if self.broker == "redis" else ["rabbitmq"]
-        self.up(*broker, *BASE_SERVICES)
+        try:
+            self.up(*broker, *BASE_SERVICES)
+        except RuntimeError as exc:
+            # On a saturated machine one health check can time out while a service starts (seen: web's
+            # /readyz at load average 35 on 2 cores); `up --wait` again waits for it to recover.
+            print(f"    {exc}; waiting for the stack once more", flush=True)
+            self.up(*broker, *BASE_SERVICES)
         return round(time.monotonic() - began, 1)
 
     def recreate(self, service: str, **overrides: str):
