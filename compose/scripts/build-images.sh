@@ -9,6 +9,9 @@
 #            (debootstrap), blueprint/python, build/wheelhouse, blueprint/{postgres,redis,rabbitmq}.
 #   auto     (default) online when the official images are already here or can be pulled, else offline;
 #            always offline under CI (CI=true), which has no registry.
+# IMAGE_NAMESPACE (default blueprint) names the stack's images, NS/app:TAG and NS/app:latest etc.: a
+# benchmark or a second checkout can build without retagging the user's images. The shared offline
+# bases (blueprint/debian, blueprint/python) keep their names.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 say() { echo "==> $*"; }
@@ -18,6 +21,7 @@ OUT=build/compose-images.env
 VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 GIT_REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 TAG=${IMAGE_TAG:-$VERSION}
+NS=${IMAGE_NAMESPACE:-blueprint}
 
 resolve_mode() {
   case "${BUILD_MODE:-auto}" in
@@ -58,11 +62,11 @@ if [ "$MODE" = offline ]; then
   base=${BASE_IMAGE:-blueprint/debian:trixie}
   # Independent builds, mostly waiting on the apt mirror: run them side by side.
   pids=()
-  build blueprint/postgres:17 compose/images/postgres --build-arg BASE_IMAGE="$base" & pids+=($!)
-  build blueprint/redis:8 compose/images/redis --build-arg BASE_IMAGE="$base" & pids+=($!)
-  build blueprint/rabbitmq:4 compose/images/rabbitmq --build-arg BASE_IMAGE="$base" & pids+=($!)
-  build "blueprint/proxy:$TAG" compose/images/proxy -t blueprint/proxy:latest --build-arg BASE_IMAGE="$base" & pids+=($!)
-  build "blueprint/app:$TAG" . -f compose/images/app/Dockerfile -t blueprint/app:latest \
+  build "$NS/postgres:17" compose/images/postgres --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "$NS/redis:8" compose/images/redis --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "$NS/rabbitmq:4" compose/images/rabbitmq --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" \
     --build-arg BASE_IMAGE="${PY_IMAGE:-blueprint/python:3.13-trixie}" --build-arg OFFLINE=1 & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid"; done
   # S3 mode (STORAGE=s3, compose/compose.s3.yaml): the object store, built from the Go module proxy.
@@ -73,21 +77,21 @@ if [ "$MODE" = offline ]; then
   fi
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
-APP_IMAGE=blueprint/app:$TAG
-PROXY_IMAGE=blueprint/proxy:$TAG
-POSTGRES_IMAGE=blueprint/postgres:17
-REDIS_IMAGE=blueprint/redis:8
-RABBITMQ_IMAGE=blueprint/rabbitmq:4
+APP_IMAGE=$NS/app:$TAG
+PROXY_IMAGE=$NS/proxy:$TAG
+POSTGRES_IMAGE=$NS/postgres:17
+REDIS_IMAGE=$NS/redis:8
+RABBITMQ_IMAGE=$NS/rabbitmq:4
 $s3_image
 ENV
 else
-  build "blueprint/proxy:$TAG" compose/images/proxy -t blueprint/proxy:latest --build-arg BASE_IMAGE=debian:trixie-slim
-  build "blueprint/app:$TAG" . -f compose/images/app/Dockerfile -t blueprint/app:latest --build-arg BASE_IMAGE=python:3.13-slim-trixie
+  build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" --build-arg BASE_IMAGE=debian:trixie-slim
+  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" --build-arg BASE_IMAGE=python:3.13-slim-trixie
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
 # Postgres/Redis/RabbitMQ: the official images (compose/compose.yaml defaults).
-APP_IMAGE=blueprint/app:$TAG
-PROXY_IMAGE=blueprint/proxy:$TAG
+APP_IMAGE=$NS/app:$TAG
+PROXY_IMAGE=$NS/proxy:$TAG
 ENV
 fi
 say "images ready in $((SECONDS - start)) s ($OUT):"
