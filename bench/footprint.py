@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,34 +131,34 @@ class Stack:
         return dict(line.split() for line in lines if line.strip())
 
     def up_to_healthy(self) -> tuple[float, dict[str, float]]:
-        """Fresh volumes, `up -d --wait` timed; per service, when it was first healthy (or exited)."""
+        """Fresh volumes, `up -d --wait` timed; per service, seconds until its first healthy status
+        (or its exit, for the one-shot migrate), from Docker's event stream recorded during the `up`."""
         self.down()
-        began_wall, began = time.time(), time.monotonic()
-        self("up", "-d", "--wait", "--wait-timeout", "300", timeout=420)
-        total = time.monotonic() - began
-        per_service = {}
-        for service, cid in self.containers().items():
-            state = json.loads(run("docker", "inspect", "-f", "{{json .State}}", cid).stdout)
-            passing = [entry["End"] for entry in (state.get("Health") or {}).get("Log", [])
-                       if entry.get("ExitCode") == 0]
-            stamp = min(passing) if passing else state.get("FinishedAt") if state.get("Status") == "exited" else None
-            if stamp:
-                per_service[service] = round(parse_time(stamp) - began_wall, 1)
+        events = subprocess.Popen(
+            ["docker", "events", "--format", "{{json .}}", "--filter", f"label=com.docker.compose.project={PROJECT}",
+             "--filter", "event=health_status", "--filter", "event=die"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            began_wall, began = time.time(), time.monotonic()
+            self("up", "-d", "--wait", "--wait-timeout", "300", timeout=420)
+            total = time.monotonic() - began
+        finally:
+            time.sleep(1)  # let the daemon flush the last events before the stream is cut
+            events.terminate()
+            lines = events.communicate(timeout=30)[0].splitlines()
+        per_service: dict[str, float] = {}
+        for line in lines:
+            event = json.loads(line)
+            attributes = event.get("Actor", {}).get("Attributes", {})
+            service = attributes.get("com.docker.compose.service")
+            status = event.get("status") or event.get("Action", "")
+            if service and service not in per_service and status in ("health_status: healthy", "die"):
+                per_service[service] = round(event["timeNano"] / 1e9 - began_wall, 1)
         return total, per_service
 
     def processes(self, service: str) -> list[dict]:
         cid = self.containers()[service]
         return json.loads(run("docker", "exec", cid, "python", "-c", PROC_SCRIPT).stdout)
-
-
-def parse_time(stamp: str) -> float:
-    """Docker's RFC 3339 timestamps carry nanoseconds, more than fromisoformat takes before 3.11."""
-    match = re.fullmatch(r"([^.Z+]+)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
-    if not match:
-        raise ValueError(f"unexpected Docker timestamp {stamp!r}")
-    head, fraction, zone = match.groups()
-    zone = "+00:00" if zone == "Z" else zone
-    return datetime.fromisoformat(f"{head}.{(fraction or '0')[:6].ljust(6, '0')}{zone}").timestamp()
 
 
 def children_of_root(procs: list[dict], marker: str) -> tuple[list[dict], list[dict]]:
