@@ -60,7 +60,8 @@ for c in "$@"; do
         kubelet|kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy|kubectl) ;;
         *) echo "unknown component '$c'" >&2; exit 2 ;;
     esac
-    if [ -x "$BIN/$c" ] && "$BIN/$c" --version 2>/dev/null | grep -q "$K8S_VERSION\$"; then
+    version_flag=(--version); [ "$c" = kubectl ] && version_flag=(version --client)
+    if [ -x "$BIN/$c" ] && "$BIN/$c" "${version_flag[@]}" 2>/dev/null | grep -q "$K8S_VERSION\$"; then
         echo "==> $c $K8S_VERSION already built"; continue
     fi
     echo "==> building $c $K8S_VERSION (a cold build takes several minutes)"

@@ -14,6 +14,23 @@ node_ip_down() {
     if ip -4 addr show dev lo | grep -q " $K8S_NODE_IP/32 "; then ip addr del "$K8S_NODE_IP/32" dev lo; fi
 }
 
+# Docker sets the FORWARD policy to DROP, and bridged pod traffic passes FORWARD (br_netfilter):
+# without these two rules pods cannot reach each other (nor CoreDNS). Tagged so that `down`
+# removes exactly them.
+FORWARD_RULES=("-s K8S_POD_CIDR" "-d K8S_POD_CIDR")
+pod_forward() {  # pod_forward -I|-D
+    local rule
+    for rule in "${FORWARD_RULES[@]}"; do
+        rule=${rule/K8S_POD_CIDR/$K8S_POD_CIDR}
+        if [ "$1" = -I ]; then
+            iptables -C FORWARD $rule -m comment --comment k8s-local -j ACCEPT 2>/dev/null \
+                || iptables -I FORWARD $rule -m comment --comment k8s-local -j ACCEPT
+        else
+            while iptables -D FORWARD $rule -m comment --comment k8s-local -j ACCEPT 2>/dev/null; do :; done
+        fi
+    done
+}
+
 ctr_() { ctr -a "$CONTAINERD_SOCK" "$@"; }
 
 # running NAME: the daemon whose pid is in build/k8s/run/NAME.pid is alive.
@@ -71,6 +88,7 @@ cleanup_node_leftovers() {
     # name: "k8s-local"; other CNI users on this host are left alone); the KUBE-* chains of the
     # kubelet and kube-proxy (Docker's are DOCKER-*).
     if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then ip link delete "$CNI_BRIDGE"; fi
+    pod_forward -D
     remove_chains iptables nat $(iptables-save -t nat | grep -F 'name: \"k8s-local\"' | grep -o 'CNI-[A-Za-z0-9-]*' | sort -u || true)
     local cmd table
     for cmd in iptables ip6tables; do

@@ -139,6 +139,7 @@ up() {
     scripts/k8s-pause-image.sh >/dev/null
     write_containerd_config
     node_ip_up
+    pod_forward -I
     if ! running containerd; then
         # setsid: the daemons outlive this script; `down` stops them by the pid files.
         setsid containerd --config "$K/containerd/config.toml" > "$K/log/containerd.log" 2>&1 < /dev/null &

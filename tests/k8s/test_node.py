@@ -71,6 +71,7 @@ def test_down_leaves_no_process_cgroup_bridge_rule_or_mount_behind(standalone_no
     assert subprocess.run(["ip", "link", "show", "k8s-local0"], capture_output=True).returncode != 0
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
     assert 'name: \\"k8s-local\\"' not in nat
+    assert "k8s-local" not in subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
     for save in ("iptables-save", "ip6tables-save"):
         rules = subprocess.run([save], capture_output=True, text=True, check=True).stdout
         assert "KUBE-" not in rules, f"{save}: kubelet/kube-proxy chains left behind"
