@@ -3,7 +3,8 @@
 # under build/k8s, so Docker's containerd is never touched) and the kubelet, on a cgroup v1 host.
 #   up      start containerd + kubelet: standalone (static pods from build/k8s/manifests only), or
 #           with K8S_NODE_MODE=cluster registered with the API server of scripts/k8s-control-plane.sh
-#   down    stop both, remove what they left: containers, pod cgroups, mounts, netns, CNI bridge
+#   down    stop them (and kube-proxy), remove what they left: containers, pod cgroups, mounts,
+#           netns, CNI bridge, iptables rules, the node address
 #   status  print what runs
 # Usage: scripts/k8s-node.sh up|down|status
 set -o errexit -o pipefail -o nounset
@@ -13,8 +14,9 @@ cd "$(dirname "$0")/.."
 
 write_containerd_config() {
     mkdir -p "$K/containerd" "$K/cni/net.d" "$K/run" "$K/log"
-    # restrict_oom_score_adj: root lacks CAP_SYS_RESOURCE here, so runc cannot give the sandbox its
-    # usual oom_score_adj of -998 ("permission denied"); clamp to containerd's own score instead.
+    # restrict_oom_score_adj: lowering an oom_score_adj (the sandbox's usual -998) needs
+    # CAP_SYS_RESOURCE, which root lacks here; clamp pod scores to containerd's own instead.
+    # (Set from the start: running without it was not tried.)
     cat > "$K/containerd/config.toml" <<TOML
 version = 2
 root = "$K/containerd/root"
