@@ -1,7 +1,7 @@
 # Live single-node Kubernetes on this machine, from official components built from the Go module
 # proxy (issue #9; docs/k8s-live.md). Pins: scripts/k8s-versions.env. Outputs: build/k8s (cached).
 
-.PHONY: k8s-kubelet k8s-node-up k8s-node-down test-k8s-node test-k8s-cluster k8s-up k8s-down
+.PHONY: k8s-build k8s-kubelet k8s-node-up k8s-node-down test-k8s-node test-k8s-cluster k8s-up k8s-down
 
 k8s-kubelet: ## Build the pinned kubelet into build/k8s/bin (cached; a cold build takes ~10 min)
 	@scripts/k8s-build.sh kubelet
@@ -16,11 +16,16 @@ test-k8s-node: venv docker k8s-kubelet ## Spike of #9: a kubelet + containerd ru
 	@scripts/build-base-image.sh
 	K8S_LIVE=1 $(PY) -m pytest -c tests/k8s/pytest.ini --rootdir tests/k8s -p no:cacheprovider tests/k8s/test_node.py $(PYTEST_ARGS)
 
-test-k8s-cluster: venv docker ## Local cluster (etcd, apiserver, controllers, scheduler, kubelet, kube-proxy, CoreDNS): node, Service by name, exec/logs
+test-k8s-cluster: venv docker k8s-build ## Local cluster (etcd, apiserver, controllers, scheduler, kubelet, kube-proxy, CoreDNS): node, Service by name, exec/logs
 	@scripts/build-python-image.sh
 	K8S_LIVE=1 $(PY) -m pytest -c tests/k8s/pytest.ini --rootdir tests/k8s -p no:cacheprovider tests/k8s/test_cluster.py $(PYTEST_ARGS)
 
-k8s-up: docker ## Start the local cluster (KUBECONFIG=build/k8s/pki/admin.kubeconfig, kubectl in build/k8s/bin)
+# Builds run here, before pytest: a cold build takes far longer than a test's timeout.
+k8s-build: ## Build every pinned cluster binary and add-on image (cached in build/k8s; cold: ~20 min)
+	@scripts/k8s-build.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl
+	@scripts/k8s-addons.sh build
+
+k8s-up: docker k8s-build ## Start the local cluster (KUBECONFIG=build/k8s/pki/admin.kubeconfig, kubectl in build/k8s/bin)
 	@scripts/k8s-cluster.sh up
 
 k8s-down: ## Stop the local cluster and remove what it left on the host
