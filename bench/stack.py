@@ -11,8 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
 # Loopback ports per broker, so the two stacks never collide (the range 38000-38999 is the benchmark's).
-# BENCH_PROJECT and BENCH_PORT_OFFSET (0-400) let a second checkout run beside this one.
-PORTS = {"redis": (38443, 38080), "rabbitmq": (38543, 38180)}
+# BENCH_PROJECT and BENCH_PORT_OFFSET (0-400; a multiple of 100 never meets another run's ports) let a
+# second checkout run beside this one.
+PORTS = {"redis": (38443, 38080), "rabbitmq": (38493, 38130)}
 PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
 if not 0 <= PORT_OFFSET <= 400:
     sys.exit(f"ERROR: BENCH_PORT_OFFSET must be 0-400 (ports stay within 38000-38999), got {PORT_OFFSET}")
