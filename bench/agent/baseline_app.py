@@ -5,5 +5,6 @@ import os
 
 from celery import Celery
 
+# "disabled" and not None: None would let Celery read CELERY_RESULT_BACKEND (django-db) from the env.
 app = Celery("baseline", broker=os.environ["CELERY_BROKER_URL"],
-             backend=os.environ.get("BENCH_RESULT_BACKEND") or None, include=["benchtasks"])
+             backend=os.environ.get("BENCH_RESULT_BACKEND") or "disabled", include=["benchtasks"])
