@@ -195,7 +195,8 @@ def write(r: dict, out: Path, readme: bool) -> None:
     body = [
         "# Benchmark results", "",
         "Written by `make bench` (bench/run.py); method and findings in [README.md](README.md).", "",
-        f"Machine: {machine_line(r)}.", "", "## Headline ratios", "", *heads, "",
+        f"Machine: {machine_line(r)}.", "", *([r["note"], ""] if r.get("note") else []),
+        "## Headline ratios", "", *heads, "",
         "## Short no-op tasks", "", *task_table(r), "", "## What each safety setting costs (Redis, drain)", "",
         *cost_table(r), "", "## I/O-bound and mixed load (Redis)", "", *other_table(r), "",
         "## HTTP (wrk through the proxy, TLS, keep-alive)", "", *http_table(r), *fp_lines, "",
@@ -213,6 +214,7 @@ def update_readme(r: dict, heads: list[str], pngs: list[str]) -> None:
         README_START, "## Benchmarks", "",
         f"Latest `make bench` ({machine_line(r)}). Every headline is a ratio measured side by side in the "
         "same run; absolute numbers, method and findings: [docs/benchmarks/](docs/benchmarks/README.md).", "",
+        *([r["note"], ""] if r.get("note") else []),
         *heads, "", *[f"![{p}](docs/benchmarks/{p})" for p in pngs], README_END])
     if README_START in text:
         text = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: section, text, flags=re.S)
