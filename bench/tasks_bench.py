@@ -3,6 +3,7 @@ redis-py ceiling, what each safety setting costs, I/O-bound tasks and mixed load
 one configuration and returns figures; run.py repeats them and takes medians."""
 import itertools
 import statistics
+import time
 
 from stack import Stack
 
@@ -34,12 +35,22 @@ def run_tasks(stack: Stack, app: str, task: str, queue: str, count: int, rate: f
 def drain(stack: Stack, app: str, task: str, queue: str, consumer: str, count: int) -> dict:
     """Pre-queue COUNT tasks while the consumer is frozen (docker pause), then let it drain them."""
     key = _key(task)
-    stack.compose("pause", consumer)
+    freeze(stack, consumer)
     try:
         sent = publish(stack, app, f"{task},{queue},0,{count}", key=key)
     finally:
         stack.compose("unpause", consumer)
     return {**collect(stack, key, count), "publish": sent}
+
+
+def freeze(stack: Stack, service: str, attempts: int = 5) -> None:
+    """docker pause, retried: under heavy load the cgroup v1 freezer can fail with "unable to freeze"
+    while a process is in the middle of a system call; a moment later it succeeds."""
+    for attempt in range(attempts):
+        if stack.compose("pause", service, check=False).returncode == 0:
+            return
+        time.sleep(1 + attempt)
+    stack.compose("pause", service)  # the last try reports the daemon's error
 
 
 def short_tasks(stack: Stack, app: str, queue: str, consumer: str, p: dict, task="bench.noop") -> dict:
