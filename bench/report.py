@@ -127,7 +127,8 @@ def machine_line(r: dict) -> str:
     m = r["machine"]
     return (f"{m['date_utc']} UTC, {r['profile']} profile: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, "
             f"kernel {m['kernel']}, {m['os']}, Docker {m['docker']}, load average at start "
-            f"{' / '.join(map(str, m['load_average_at_start']))}; run took {r.get('duration_s')} s")
+            f"{' / '.join(map(str, m['load_average_at_start']))}"
+            + (f"; run took {r['duration_s']} s" if r.get("duration_s") else ""))
 
 
 def charts(r: dict, out: Path) -> list[str]:
@@ -212,7 +213,7 @@ def update_readme(r: dict, heads: list[str], pngs: list[str]) -> None:
     text = path.read_text()
     section = "\n".join([
         README_START, "## Benchmarks", "",
-        f"Latest `make bench` ({machine_line(r)}). Every headline is a ratio measured side by side in the "
+        f"Latest benchmark run ({machine_line(r)}). Every headline is a ratio measured side by side in the "
         "same run; absolute numbers, method and findings: [docs/benchmarks/](docs/benchmarks/README.md).", "",
         *([r["note"], ""] if r.get("note") else []),
         *heads, "", *[f"![{p}](docs/benchmarks/{p})" for p in pngs], README_END])
