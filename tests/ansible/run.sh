@@ -21,8 +21,24 @@ export PATH="$ROOT/.venv/bin:$PATH"
 phase() { echo; echo "===== [$((SECONDS - START))s] $*"; }
 cleanup() {
     local rc=$?
+    cpu_report
     if [ "${KEEP_FLEET:-0}" = 1 ]; then echo "KEEP_FLEET=1: fleet left running"; else tests/ansible/fleet.sh down; fi
     echo "===== test-ansible finished in $((SECONDS - START))s (exit $rc)"
+}
+# CPU seconds the test used: on a shared 2-core machine the wall time mostly measures the other load,
+# this does not. Hosts: their cgroup (v1 cpuacct, since the container last started); control machine:
+# this script's children (ansible-playbook, pytest, docker CLI).
+cpu_report() {
+    local host id ns total=0 line=""
+    for host in $(tests/ansible/fleet.sh hosts); do
+        id=$(docker inspect -f '{{.Id}}' "$host" 2>/dev/null) || continue
+        ns=$(cat "/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage" 2>/dev/null) || continue
+        line+=" $host=$((ns / 1000000000))s"; total=$((total + ns / 1000000000))
+    done
+    [ -z "$line" ] || echo "===== CPU used by the fleet: ${total}s ($line )"
+    # times, not $(times): a subshell would report its own (empty) children.
+    echo "===== CPU used on the control machine (user system; this script, then its children):"
+    times
 }
 trap cleanup EXIT
 
