@@ -96,8 +96,10 @@ class Stack:
             backend = ""  # the baseline keeps Celery's default (no result backend) where Redis is absent
         lines = {
             "DJANGO_SECRET_KEY": get("DJANGO_SECRET_KEY"), "DJANGO_ALLOWED_HOSTS": "localhost",
+            # No CELERY_RESULT_BACKEND: Celery itself reads that variable, and it would override the
+            # baseline's choice; the shipped settings pick the broker's Redis or django-db themselves.
             "DATABASE_URL": database, "CELERY_BROKER_URL": broker, "BENCH_RESULT_BACKEND": backend,
-            "CELERY_RESULT_BACKEND": backend or "django-db", "MEDIA_ROOT": "/var/lib/app/media",
+            "MEDIA_ROOT": "/var/lib/app/media",
             "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING", "PYTHONPATH": "/app:/bench",
             "BENCH_SINK_URL": "redis://sink:6379/0",
         }
