@@ -9,12 +9,12 @@ import json
 import os
 import pathlib
 import subprocess
-import time
 
 import pytest
 import requests
 import testinfra
 import urllib3
+from polling import wait_until
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -33,18 +33,6 @@ def group(name: str) -> list[str]:
 
 def host(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def wait_for(predicate, timeout: float, interval: float = 1.0, what: str = "condition"):
-    """Poll until predicate() returns a truthy value; return it, or fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="session")
@@ -80,4 +68,4 @@ def run_task(web, task: str, args: list, timeout: float = 60) -> dict:
         state = web.get(url, timeout=10).json()
         return state if state["state"] in ("SUCCESS", "FAILURE") else None
 
-    return wait_for(finished, timeout, what=f"task {task}{args}")
+    return wait_until(finished, timeout, what=f"task {task}{args}")

@@ -6,7 +6,8 @@ import re
 import pytest
 from PIL import Image
 
-from conftest import group, host, run_task, wait_for
+from conftest import group, host, run_task
+from polling import wait_until
 
 
 def test_http_redirects_to_https_and_tls_is_served(web):
@@ -34,14 +35,14 @@ def test_status_sees_both_worker_hosts_and_beat(web):
         status = web.get(f"{web.base}/status", timeout=10).json()
         return status if expected <= set(status.get("workers", [])) else None
 
-    status = wait_for(seen, 60, what=f"workers {sorted(expected)} in /status")
+    status = wait_until(seen, 60, what=f"workers {sorted(expected)} in /status")
     assert status["beat"]["ok"], status["beat"]
 
 
 def test_beat_periodic_task_runs(web):
     first = web.get(f"{web.base}/status", timeout=10).json()["beat"]["last_run"]
     # beat_tick runs every CELERY_BEAT_TICK_SECONDS (15 s by default): a newer run must appear.
-    wait_for(lambda: web.get(f"{web.base}/status", timeout=10).json()["beat"]["last_run"] != first,
+    wait_until(lambda: web.get(f"{web.base}/status", timeout=10).json()["beat"]["last_run"] != first,
              60, what="a new beat_tick run")
 
 
@@ -56,7 +57,7 @@ def test_image_uploaded_on_web_host_is_resized_on_a_worker_host(web):
     assert created.status_code == 202, created.text
     url = f"{web.base}{created.json()['url']}"
     image_id = created.json()["id"]
-    state = wait_for(lambda: (s := web.get(url, timeout=10).json())["status"] in ("done", "failed") and s,
+    state = wait_until(lambda: (s := web.get(url, timeout=10).json())["status"] in ("done", "failed") and s,
                      120, what=f"image {image_id} processed")
     assert state["status"] == "done", state
     # The web host runs no worker: the resize happened on a worker host. Find which one logged it.
@@ -85,7 +86,7 @@ def test_flower_behind_nginx_requires_auth_and_lists_both_worker_hosts(web, secr
         response = web.get(f"{web.base}/flower/api/workers", params={"refresh": "1"}, auth=auth, timeout=30)
         return response.status_code == 200 and expected <= set(response.json()) and response.json()
 
-    wait_for(listed, 90, interval=3, what=f"Flower listing {sorted(expected)}")
+    wait_until(listed, 90, interval=3, what=f"Flower listing {sorted(expected)}")
 
 
 def test_api_rejects_bad_input_with_4xx(web):

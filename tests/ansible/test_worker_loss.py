@@ -8,7 +8,8 @@ back to the broker, and the remaining host picks them up.
 import subprocess
 import time
 
-from conftest import group, host, wait_for
+from conftest import group, host
+from polling import wait_until
 
 TASKS = 12
 SECONDS_EACH = 3
@@ -24,7 +25,7 @@ def test_remaining_worker_host_finishes_the_queued_work(web):
 
     # Wait until the victim is busy with some of them, then shut its host down.
     task_ids = [url.rstrip("/").rsplit("/", 1)[-1] for url in ids]
-    wait_for(lambda: any(t in host(victim).check_output("journalctl -u 'app-worker@*' --no-pager -o cat")
+    wait_until(lambda: any(t in host(victim).check_output("journalctl -u 'app-worker@*' --no-pager -o cat")
                          for t in task_ids),
              60, interval=0.5, what=f"{victim} to receive one of the queued tasks")
     started = time.monotonic()
@@ -35,7 +36,7 @@ def test_remaining_worker_host_finishes_the_queued_work(web):
         states = [web.get(f"{web.base}{url}", timeout=10).json()["state"] for url in ids]
         return states if all(s in ("SUCCESS", "FAILURE") for s in states) else None
 
-    states = wait_for(all_done, 180, interval=2, what="all queued tasks to finish on the remaining host")
+    states = wait_until(all_done, 180, interval=2, what="all queued tasks to finish on the remaining host")
     print(f"{victim} stopped in {stop_seconds:.1f}s; {states.count('SUCCESS')}/{TASKS} tasks succeeded")
     assert states == ["SUCCESS"] * TASKS, states
     log = host(survivor).check_output("journalctl -u 'app-worker@*' --no-pager -o cat")
@@ -46,8 +47,8 @@ def test_stopped_worker_host_comes_back():
     victim = group("workers")[0]
     subprocess.run(["docker", "start", victim], check=True, capture_output=True)
     h = host(victim)
-    wait_for(lambda: h.run("systemctl is-active app-worker@default-1").stdout.strip() == "active", 120,
+    wait_until(lambda: h.run("systemctl is-active app-worker@default-1").stdout.strip() == "active", 120,
              what=f"app-worker@default-1 on {victim} after boot")
-    wait_for(lambda: h.run("CELERY_WORKER_HEARTBEAT_FILE=/var/lib/app/heartbeat/worker-default-1 "
+    wait_until(lambda: h.run("CELERY_WORKER_HEARTBEAT_FILE=/var/lib/app/heartbeat/worker-default-1 "
                            "/srv/app/current/app/bin/worker-healthcheck").rc == 0,
              120, what=f"a fresh heartbeat on {victim}")

@@ -20,6 +20,8 @@ import urllib.request
 from email import message_from_bytes
 from pathlib import Path
 
+from polling import Abort, wait_until  # noqa: F401  (Abort: raised by checks in this suite)
+
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app"
 BIN = APP / "bin"
@@ -38,24 +40,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Abort(RuntimeError):
-    """Raised by a wait_for predicate: stop waiting now (e.g. the process died)."""
-
-
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Abort:
-            raise
-        except Exception as exc:  # noqa: BLE001 - keep polling
-            last_exc = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+    """Poll until predicate() is truthy; any error but Abort means "not yet" (a service starting)."""
+    return wait_until(predicate, timeout, what, interval, retry_on=Exception)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

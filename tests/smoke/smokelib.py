@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import requests
+from polling import wait_until
 
 
 @dataclass(frozen=True)
@@ -56,19 +56,8 @@ class Target:
 
 def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float, interval: float = 0.5,
          what: str = "condition") -> Any:
-    """Call fetch() until done(value) or the timeout; return the last value or fail with it."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while True:
-        try:
-            value = fetch()
-            if done(value):
-                return value
-        except requests.RequestException as exc:  # the target may be briefly unavailable
-            value = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {value!r}")
-        time.sleep(interval)
+    """Call fetch() until done(value) or the timeout; the target may be briefly unavailable meanwhile."""
+    return wait_until(fetch, timeout, what, interval, done=done, retry_on=requests.RequestException)
 
 
 def png_bytes(width: int = 1600, height: int = 1200) -> bytes:

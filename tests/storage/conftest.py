@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP_DIR = REPO / "app"
@@ -56,16 +56,6 @@ def http_status(url: str, method: str = "GET", data: bytes | None = None) -> int
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def start_server(workdir: Path) -> S3Server:

@@ -11,7 +11,8 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conftest import http_status, wait_until
+from conftest import http_status
+from polling import wait_until
 
 
 def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
