@@ -17,6 +17,7 @@ from deploykit.env import (
     url_scheme_problem,
 )
 from deploykit.logging import VALID_LEVELS, build_logging
+from deploykit.redis_transport import broker_transport
 from deploykit.storage import build_storages
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # app/
@@ -174,6 +175,8 @@ CELERY_BROKER_URL = env.get(
     check=lambda url: url_scheme_problem(url, BROKER_SCHEMES),
 )
 _broker_is_redis = bool(CELERY_BROKER_URL) and CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+# Redis: kombu's transport plus a publish journal, so no task is lost between BRPOP and `unacked`.
+CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
 CELERY_RESULT_BACKEND = env.get(
     "CELERY_RESULT_BACKEND",
     CELERY_BROKER_URL if _broker_is_redis else "django-db",

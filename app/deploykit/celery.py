@@ -50,6 +50,9 @@ class BoundedRedeliveryTask(DjangoTask):
     It extends Celery's DjangoTask, so `delay_on_commit()` / `apply_async_on_commit()` are available.
     """
 
+    # A task killed by a connection-loss cancel it was not part of is redelivered, not REVOKED and acked.
+    Request = "deploykit.request:RedeliverUnrevokedRequest"
+
     def __call__(self, *args, **kwargs):
         request = self.request
         delivery_info = request.delivery_info or {}

@@ -20,6 +20,9 @@ back on its queue within about two intervals. On RabbitMQ it does nothing: the b
 The price: a live worker that misses both questions looks dead, and the tasks it holds may run twice.
 Rounds where no worker answers, or the answers disagree, change nothing; tasks must be idempotent
 anyway (acks_late), and a requeued message counts as a redelivery (deploykit.celery).
+
+The same round also requeues what the `unacked` hash never saw: a message popped off its queue and lost
+before the worker recorded it (deploykit.lost, with the publish journal of deploykit.redis_transport).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+
+from . import lost
 
 logger = logging.getLogger("deploykit.unacked")
 
@@ -91,12 +96,25 @@ def restore_orphans(app, timeout: float = 5.0, min_age: float = MIN_AGE_SECONDS)
 def _round(app, channel, client, timeout: float, min_age: float) -> dict:
     asked_at = time.time()
     old = client.zrange(channel.unacked_index_key, 0, asked_at - min_age, byscore=True)
-    if not old:  # the usual case: no worker is asked anything
+    absent = lost.absent_messages(channel, client) if lost.journals(channel) else {}
+    missing = {tag: absent[tag] for tag in lost.remember(client, absent)}  # absent in two rounds in a row
+    summary = {"unacked": len(old), "restored": 0, "absent": len(absent), "requeued": 0}
+    if not old:
         client.delete(SUSPECTS_KEY)
-        return {"unacked": 0, "restored": 0}
+    if not old and not missing:  # the usual case: no worker is asked anything
+        return summary
     held = held_task_ids(app, timeout)
     if held is None:
-        return {"unacked": len(old), "restored": 0, "skipped": "no usable answer from the workers"}
+        return {**summary, "skipped": "no usable answer from the workers"}
+    summary["held"] = len(held)
+    if old:
+        summary.update(_restore_unheld(channel, client, old, held))
+    summary["requeued"] = len(lost.requeue(channel, client, {
+        tag: entry for tag, entry in missing.items() if entry[1] not in held}))
+    return summary
+
+
+def _restore_unheld(channel, client, old: list, held: set[str]) -> dict:
     unheld = {tag: task_id for tag in old
               if (task_id := _task_id(client.hget(channel.unacked_key, tag))) and task_id not in held}
     suspects = client.smembers(SUSPECTS_KEY)
@@ -114,4 +132,4 @@ def _round(app, channel, client, timeout: float, min_age: float) -> dict:
     if restored:
         logger.warning("requeued %d task message(s) no live worker held (its worker died or lost the "
                        "broker): %s", len(restored), ", ".join(restored[:20]))
-    return {"unacked": len(old), "held": len(held), "suspected": len(waiting), "restored": len(restored)}
+    return {"suspected": len(waiting), "restored": len(restored)}

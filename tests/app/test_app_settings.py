@@ -233,7 +233,11 @@ def test_supported_broker_and_result_schemes_are_accepted(monkeypatch, broker, b
     values = {**PRODUCTION, "CELERY_BROKER_URL": broker}
     if backend:
         values["CELERY_RESULT_BACKEND"] = backend
-    assert load_settings(monkeypatch, **values)["CELERY_BROKER_URL"] == broker
+    loaded = load_settings(monkeypatch, **values)
+    assert loaded["CELERY_BROKER_URL"] == broker
+    # Redis brokers get the journaling transport (deploykit/redis_transport.py); others kombu's own.
+    journaling = "deploykit.redis_transport:Transport" if broker.startswith("redis") else None
+    assert loaded["CELERY_BROKER_TRANSPORT"] == journaling
 
 
 def test_debug_mode_allows_the_in_memory_broker(monkeypatch):
