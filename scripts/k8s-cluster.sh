@@ -13,7 +13,7 @@ export KUBECONFIG=$K/pki/admin.kubeconfig
 
 up() {
     scripts/k8s-build.sh kubelet kube-proxy kubectl
-    scripts/k8s-addons.sh build
+    scripts/k8s-addons.sh build coredns
     scripts/k8s-control-plane.sh up
     K8S_NODE_MODE=cluster scripts/k8s-node.sh up
     scripts/k8s-import-images.sh "k8s-local/coredns:$COREDNS_VERSION"

@@ -70,6 +70,9 @@ cluster_mode() { [ "${K8S_NODE_MODE:-standalone}" = cluster ]; }
 kubelet_auth() {
     if cluster_mode; then
         printf 'authentication:\n  anonymous: {enabled: false}\n  webhook: {enabled: true}\n  x509: {clientCAFile: %s}\nauthorization: {mode: Webhook}\n' "$K/pki/ca.crt"
+        # Serving certificate from the cluster CA (scripts/k8s-pki.sh), so clients such as
+        # metrics-server verify the kubelet instead of skipping TLS verification.
+        printf 'tlsCertFile: %s\ntlsPrivateKeyFile: %s\n' "$K/pki/kubelet-serving.crt" "$K/pki/kubelet-serving.key"
     else
         printf 'authentication:\n  anonymous: {enabled: false}\n  webhook: {enabled: false}\nauthorization: {mode: AlwaysAllow}\n'
     fi

@@ -57,6 +57,8 @@ cert apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-cl
 cert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
 cert admin ca "/O=system:masters/CN=kubernetes-admin" clientAuth
 cert kubelet ca "/O=system:nodes/CN=system:node:$K8S_NODE_NAME" clientAuth
+# The kubelet's serving certificate (else it signs its own): metrics-server verifies it against the CA.
+cert kubelet-serving ca "/O=system:nodes/CN=system:node:$K8S_NODE_NAME" serverAuth "DNS:$K8S_NODE_NAME,IP:$K8S_NODE_IP"
 cert controller-manager ca "/CN=system:kube-controller-manager" clientAuth
 cert scheduler ca "/CN=system:kube-scheduler" clientAuth
 cert kube-proxy ca "/CN=system:kube-proxy" clientAuth

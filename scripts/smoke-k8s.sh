@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the smoke suite (tests/smoke) against a release in the current kubeconfig context.
 # The suite talks to one HTTPS front door (app, /admin/, /flower/), so this port-forwards the ingress
-# controller's HTTPS port to 127.0.0.1 and exports the SMOKE_* variables the suite reads; in-pod
+# controller's HTTPS and HTTP ports to 127.0.0.1 and exports the SMOKE_* variables the suite reads; in-pod
 # checks can use testinfra's kubectl backend (kubectl://POD?namespace=$SMOKE_K8S_NAMESPACE).
 # The release must serve SMOKE_HOST (default localhost, which resolves to 127.0.0.1 without DNS) on
 # its web and Flower ingresses, with a certificate signed by the CA in TLS_SECRET (ca.crt, else tls.crt).
@@ -15,6 +15,9 @@ INGRESS_NAMESPACE=${INGRESS_NAMESPACE:-ingress-nginx}
 INGRESS_SERVICE=${INGRESS_SERVICE:-ingress-nginx-controller}
 SMOKE_HOST=${SMOKE_HOST:-localhost}
 LOCAL_PORT=${LOCAL_PORT:-18443}
+# Also forward the plain-HTTP port there (the redirect test) when the front door's redirect names
+# LOCAL_PORT (the local cluster's front door does; an ingress controller's names 443).
+LOCAL_HTTP_PORT=${LOCAL_HTTP_PORT:-}
 TLS_SECRET=${TLS_SECRET:-}
 
 command -v kubectl >/dev/null || { echo "kubectl is required for smoke-k8s" >&2; exit 2; }
@@ -33,11 +36,12 @@ if [ -n "$TLS_SECRET" ]; then
     [ -s "$SMOKE_CA_FILE" ] || kubectl -n "$NAMESPACE" get secret "$TLS_SECRET" -o 'jsonpath={.data.tls\.crt}' | base64 -d > "$SMOKE_CA_FILE"
 fi
 
-kubectl -n "$INGRESS_NAMESPACE" port-forward "svc/$INGRESS_SERVICE" "$LOCAL_PORT:443" >build/smoke-k8s-port-forward.log 2>&1 &
+kubectl -n "$INGRESS_NAMESPACE" port-forward "svc/$INGRESS_SERVICE" "$LOCAL_PORT:443" ${LOCAL_HTTP_PORT:+"$LOCAL_HTTP_PORT:80"} \
+    >build/smoke-k8s-port-forward.log 2>&1 &
 forward=$!
 trap 'kill "$forward" 2>/dev/null || true' EXIT
 
-export SMOKE_BASE_URL="https://$SMOKE_HOST:$LOCAL_PORT"
+export SMOKE_BASE_URL="https://$SMOKE_HOST:$LOCAL_PORT" SMOKE_HTTP_URL="${LOCAL_HTTP_PORT:+http://$SMOKE_HOST:$LOCAL_HTTP_PORT}"
 curl_ca=(); [ -n "$SMOKE_CA_FILE" ] && curl_ca=(--cacert "$SMOKE_CA_FILE")
 # Readiness wait with a bound: the forward and the ingress route must both answer.
 ready=""
@@ -51,6 +55,9 @@ export SMOKE_FLOWER_PATH; SMOKE_FLOWER_PATH=$(config FLOWER_URL_PREFIX)
 export SMOKE_ADMIN_PATH; SMOKE_ADMIN_PATH=$(config DJANGO_ADMIN_URL)
 export SMOKE_FLOWER_USER; SMOKE_FLOWER_USER=$(secret FLOWER_USER)
 export SMOKE_FLOWER_PASSWORD; SMOKE_FLOWER_PASSWORD=$(secret FLOWER_PASSWORD)
+# The admin login test runs when the release creates a superuser (secrets.superuser.username).
+export SMOKE_ADMIN_USER; SMOKE_ADMIN_USER=$(secret DJANGO_SUPERUSER_USERNAME 2>/dev/null || true)
+export SMOKE_ADMIN_PASSWORD; SMOKE_ADMIN_PASSWORD=$(secret DJANGO_SUPERUSER_PASSWORD 2>/dev/null || true)
 export SMOKE_K8S_NAMESPACE=$NAMESPACE SMOKE_K8S_RELEASE=$RELEASE
 # Compose-only tests skip themselves (no SMOKE_COMPOSE). No exec: the EXIT trap stops the port-forward.
 .venv/bin/python -m pytest -q tests/smoke -m "not compose" "$@"

@@ -54,6 +54,20 @@ class Target:
         return session
 
 
+# Every queue the app routes to must have a live worker. Worker names start with the queues they
+# consume ("default-io@host" in Compose, one pool per queue such as "default@pod" on Kubernetes).
+QUEUES = frozenset({"default", "io", "images"})
+
+
+def queues_in_name(worker: str) -> set[str]:
+    return set(worker.split("@", 1)[0].split("-"))
+
+
+def served_queues(workers) -> set[str]:
+    """The queues named by these worker names, whichever way a target groups queues into workers."""
+    return set().union(*(queues_in_name(w) for w in workers))
+
+
 def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float, interval: float = 0.5,
          what: str = "condition") -> Any:
     """Call fetch() until done(value) or the timeout; the target may be briefly unavailable meanwhile."""

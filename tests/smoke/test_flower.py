@@ -1,8 +1,8 @@
-"""Flower, with credentials, lists the live workers of every pool."""
+"""Flower, with credentials, lists live workers for every queue."""
 
 from __future__ import annotations
 
-from smokelib import poll
+from smokelib import QUEUES, poll, queues_in_name, served_queues
 
 
 def flower_workers(http, target, auth) -> dict:
@@ -12,10 +12,10 @@ def flower_workers(http, target, auth) -> dict:
     return response.json()
 
 
-def test_flower_lists_the_workers_of_both_pools(http, target, flower_auth):
-    workers = poll(lambda: flower_workers(http, target, flower_auth),
-                   lambda w: any(n.startswith("default-io@") for n in w) and any(n.startswith("images@") for n in w),
-                   90, interval=2, what="Flower to list both worker pools")
+def test_flower_lists_workers_for_every_queue(http, target, flower_auth):
+    workers = poll(lambda: flower_workers(http, target, flower_auth), lambda w: served_queues(w) >= QUEUES,
+                   90, interval=2, what=f"Flower to list workers for the queues {sorted(QUEUES)}")
     queues = {name: {q["name"] for q in info.get("active_queues") or []} for name, info in workers.items()}
-    assert any({"default", "io"} <= q for n, q in queues.items() if n.startswith("default-io@")), queues
-    assert any("images" in q for n, q in queues.items() if n.startswith("images@")), queues
+    # For each queue, a worker that announces it in its name really consumes it.
+    for queue in QUEUES:
+        assert any(queue in queues_in_name(n) and queue in queues[n] for n in workers), (queue, queues)

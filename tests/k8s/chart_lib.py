@@ -1,0 +1,137 @@
+"""Helpers of the chart suite (tests/k8s/test_chart*.py): the release installed by scripts/k8s-chart.sh,
+its pods, the API through the front door, and task bursts counted through that API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+
+import requests
+
+from conftest import K, ROOT, kubectl, wait_until
+
+NAMESPACE = os.environ.get("NAMESPACE", "django-celery")
+RELEASE = os.environ.get("RELEASE", "django-celery")
+FULL = RELEASE if "django-celery" in RELEASE else f"{RELEASE}-django-celery"
+# Environment of everything that shells out: the pinned kubectl first on PATH (testinfra's kubectl
+# backend runs `kubectl`), the local cluster's kubeconfig.
+ENV = {**os.environ, "KUBECONFIG": str(K / "pki/admin.kubeconfig"),
+       "PATH": f"{K / 'bin'}:{ROOT / '.tools/bin'}:{os.environ['PATH']}"}
+
+
+def get(kind: str, *args: str) -> list[dict]:
+    return json.loads(kubectl("-n", NAMESPACE, "get", kind, *args, "-o", "json"))["items"]
+
+
+def release_pods(component: str | None = None) -> list[dict]:
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+    if component:
+        selector += f",app.kubernetes.io/component={component}"
+    return [p for p in get("pods", "-l", selector) if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")]
+
+
+def secret_value(key: str, name: str = FULL) -> str:
+    return base64.b64decode(kubectl("-n", NAMESPACE, "get", "secret", name, "-o", f"jsonpath={{.data.{key}}}")).decode()
+
+
+def chart_script(*args: str) -> None:
+    subprocess.run([str(ROOT / "scripts/k8s-chart.sh"), *args], check=True, env=ENV, timeout=900)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def front_door():
+    """A requests session on https://localhost:PORT, port-forwarded to the front door Service; the
+    certificate is verified against the per-run CA in the Secret front-door-tls."""
+    port = free_port()
+    ca = K / "front-door-ca.pem"
+    ca.write_text(secret_value("ca\\.crt", "front-door-tls"))
+    proc = subprocess.Popen([str(K / "bin/kubectl"), "-n", NAMESPACE, "port-forward", "svc/front-door", f"{port}:443"],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(ca)
+    base = f"https://localhost:{port}"
+
+    def ready():
+        try:
+            return session.get(base + "/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(f"the front door on {base}", ready, timeout=60)
+        yield base, session
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def following_logs(pods: list[dict]):
+    """`kubectl logs -f` of these pods into build/k8s/log/test-POD.log while the block runs: the
+    evidence of what a worker did with its tasks, kept after the pod is gone."""
+    procs = []
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        out = open(K / "log" / f"test-{name}.log", "w")
+        procs.append((subprocess.Popen([str(K / "bin/kubectl"), "-n", NAMESPACE, "logs", "-f", name, "--all-containers"],
+                                       env=ENV, stdout=out, stderr=subprocess.STDOUT), out))
+    try:
+        yield
+    finally:
+        for proc, out in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+            out.close()
+
+
+def send_tasks(base: str, session: requests.Session, n: int, seconds: float) -> list[str]:
+    """Queue n `sleep` tasks (default queue) through the API; their ids."""
+    ids = []
+    for _ in range(n):
+        response = session.post(base + "/api/tasks/", json={"task": "sleep", "args": [seconds]}, timeout=30)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def results(base: str, session: requests.Session, ids: list[str]) -> dict[str, int]:
+    """State -> count of these tasks, read back through the API."""
+    counts: dict[str, int] = {}
+    for task_id in ids:
+        state = session.get(f"{base}/api/tasks/{task_id}/", timeout=30).json()["state"]
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def wait_all_done(base: str, session: requests.Session, ids: list[str], timeout: float) -> dict[str, int]:
+    """Poll until every task is SUCCESS (count sent = count done) or fail with the last counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = results(base, session, ids)
+        if counts.get("SUCCESS", 0) == len(ids):
+            return counts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(ids)} tasks sent, after {timeout:.0f} s their states are {counts}")
+        time.sleep(2)
+
+
+def namespaced_objects() -> set[tuple[str, str]]:
+    """(kind, name) of every object of every listable namespaced kind in the namespace."""
+    kinds = kubectl("api-resources", "--namespaced=true", "--verbs=list", "-o", "name").split()
+    out = kubectl("-n", NAMESPACE, "get", ",".join(kinds), "--ignore-not-found", "-o",
+                  "jsonpath={range .items[*]}{.kind}/{.metadata.name}{'\\n'}{end}")
+    return {tuple(line.split("/", 1)) for line in out.splitlines() if line}
+

@@ -1,0 +1,95 @@
+"""The chart on the live local cluster (make test-k8s; scripts/k8s-chart.sh installed it and
+scripts/smoke-k8s.sh ran the Compose smoke suite against it first). Tests run in file order: the
+release's pods from the inside, then `helm uninstall` last."""
+
+from __future__ import annotations
+
+import pytest
+import testinfra
+
+from chart_lib import ENV, FULL, NAMESPACE, RELEASE, chart_script, get, namespaced_objects, release_pods
+from conftest import kubectl, require_live, wait_until
+
+# A word of PID 1's command line per component (the images' start scripts exec into these).
+MAIN_PROCESS = {
+    "web": "/opt/venv/bin/gunicorn", "worker": "worker", "beat": "run_beat", "flower": "flower",
+    "redis": "redis-server", "postgresql": "/usr/lib/postgresql/17/bin/postgres",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def live():
+    require_live()
+    assert kubectl("-n", NAMESPACE, "get", "deployment", f"{FULL}-web", "-o", "name"), "install the release first"
+
+
+@pytest.fixture(autouse=True)
+def kubectl_env(monkeypatch):
+    """testinfra's kubectl backend runs `kubectl` from PATH: the pinned one, on the local cluster."""
+    for key in ("PATH", "KUBECONFIG"):
+        monkeypatch.setenv(key, ENV[key])
+
+
+def hosts():
+    for pod in release_pods():
+        component = pod["metadata"]["labels"]["app.kubernetes.io/component"]
+        component = "worker" if component.startswith("worker-") else component  # one per pool
+        if component in MAIN_PROCESS:
+            yield component, pod, testinfra.get_host(f"kubectl://{pod['metadata']['name']}?namespace={NAMESPACE}"
+                                                     f"&container={pod['spec']['containers'][0]['name']}")
+
+
+def test_every_component_runs_its_process_as_non_root_on_a_read_only_root():
+    seen = set()
+    for component, pod, host in hosts():
+        name = pod["metadata"]["name"]
+        status = host.file("/proc/1/status").content_string
+        uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+        assert "0" not in uids, f"{name}: PID 1 runs with uids {uids}"
+        args = host.file("/proc/1/cmdline").content_string.split("\0")
+        want = MAIN_PROCESS[component]  # redis-server retitles itself "redis-server *:6379"
+        assert any(arg == want or arg.startswith(want + " ") for arg in args), f"{name}: PID 1 is {args[:12]}"
+        write = host.run("touch /written-by-test")
+        assert write.rc != 0 and "Read-only file system" in write.stderr, f"{name}: {write}"
+        # The writable places are the mounted ones (/tmp is an emptyDir).
+        assert host.run("touch /tmp/written-by-test").rc == 0, name
+        seen.add(component)
+    assert seen == set(MAIN_PROCESS), f"components found running: {sorted(seen)}"
+
+
+def test_app_pods_have_no_service_account_token():
+    for component, pod, host in hosts():
+        if component in ("web", "worker", "beat", "flower"):
+            assert not host.file("/var/run/secrets/kubernetes.io/serviceaccount/token").exists, pod["metadata"]["name"]
+
+
+def test_migration_job_completed_and_every_pod_is_ready():
+    jobs = get("jobs", "-l", f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=migrate")
+    assert jobs and all(j["status"].get("succeeded") == 1 for j in jobs), [j["status"] for j in jobs]
+    for pod in release_pods():
+        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}.get("Ready")
+        assert ready == "True", pod["metadata"]["name"]
+
+
+# Objects that exist in any namespace, and ours outside the chart (k8s-chart.sh's TLS Secret).
+NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt"), ("Secret", "front-door-tls")}
+
+
+@pytest.mark.timeout(600)
+def test_helm_uninstall_leaves_only_what_is_documented():
+    before = namespaced_objects()
+    # docs/helm.md: the data volumes, and the generated Secret whose passwords they still need
+    # (helm.sh/resource-policy: keep).
+    documented = {("PersistentVolumeClaim", n) for n in (f"{FULL}-media", f"data-{FULL}-redis-0", f"data-{FULL}-postgresql-0")}
+    documented.add(("Secret", FULL))
+    assert documented <= before
+    assert len(before - NAMESPACE_DEFAULTS) > 30, sorted(before)  # the release really was there
+    chart_script("uninstall")
+
+    def left() -> set:
+        return {o for o in namespaced_objects() if o[0] != "Event"} - NAMESPACE_DEFAULTS
+
+    try:
+        wait_until("only the documented objects to remain", lambda: left() == documented, timeout=300)
+    finally:
+        print("left behind beyond the documented:", sorted(left() - documented))
