@@ -14,7 +14,7 @@ NAMESPACE=${NAMESPACE:-django-celery}
 RELEASE=${RELEASE:-django-celery}
 case "$RELEASE" in *django-celery*) FULL=$RELEASE ;; *) FULL=$RELEASE-django-celery ;; esac
 VALUES=tests/k8s/chart/values.yaml
-HTTPS_PORT=${LOCAL_PORT:-28443}   # where scripts/smoke-k8s.sh forwards the front door's 443 (as in values.yaml)
+HTTPS_PORT=${LOCAL_PORT:-28443}   # where scripts/smoke-k8s.sh forwards the front door's 443
 IMAGES_ENV=build/compose-images.env
 
 image() { sed -n "s/^$1=//p" "$IMAGES_ENV"; }
@@ -70,7 +70,8 @@ install() {
     tls_secret
     echo "==> helm upgrade --install $RELEASE ($app)"
     helm upgrade --install "$RELEASE" helm/django-celery --namespace "$NAMESPACE" -f "$VALUES" \
-        --set image.tag="${app##*:}" --wait --timeout 10m "$@"
+        --set image.tag="${app##*:}" --set config.csrfTrustedOrigins="https://localhost:$HTTPS_PORT" \
+        --wait --timeout 10m "$@"
     kubectl -n "$NAMESPACE" wait --for=condition=Complete job \
         -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=migrate" --timeout=300s
     sed -e "s#@PROXY_IMAGE@#$proxy#" -e "s#@HTTPS_PORT@#$HTTPS_PORT#" -e "s#@FULLNAME@#$FULL#" \

@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 . scripts/k8s-lib.sh
 export KUBECONFIG=$K/pki/admin.kubeconfig PATH=$K/bin:$PWD/.tools/bin:$PATH
 export NAMESPACE=${NAMESPACE:-django-celery} RELEASE=${RELEASE:-django-celery}
-# One port for the front door's forward: its redirect and the chart's CSRF origin name it
-# (tests/k8s/chart/values.yaml); 28443/28080 stay clear of the Compose smoke stack's 18443/18080.
-export LOCAL_PORT=28443 LOCAL_HTTP_PORT=28080
+# Local ports of the front door's forward, free ones picked now (fixed ones collided with other
+# stacks on this machine): its redirect and the release's CSRF origin name LOCAL_PORT (k8s-chart.sh).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+export LOCAL_PORT=${LOCAL_PORT:-$(free_port)} LOCAL_HTTP_PORT=${LOCAL_HTTP_PORT:-$(free_port)}
 
 timings=()
 step() {  # step NAME CMD...: run and record its duration (also when it fails)

@@ -36,7 +36,8 @@ if [ -n "$TLS_SECRET" ]; then
     [ -s "$SMOKE_CA_FILE" ] || kubectl -n "$NAMESPACE" get secret "$TLS_SECRET" -o 'jsonpath={.data.tls\.crt}' | base64 -d > "$SMOKE_CA_FILE"
 fi
 
-kubectl -n "$INGRESS_NAMESPACE" port-forward "svc/$INGRESS_SERVICE" "$LOCAL_PORT:443" ${LOCAL_HTTP_PORT:+"$LOCAL_HTTP_PORT:80"} \
+# --address: fail when another program holds the port on 127.0.0.1 (not fall back to ::1 alone).
+kubectl -n "$INGRESS_NAMESPACE" port-forward --address 127.0.0.1 "svc/$INGRESS_SERVICE" "$LOCAL_PORT:443" ${LOCAL_HTTP_PORT:+"$LOCAL_HTTP_PORT:80"} \
     >build/smoke-k8s-port-forward.log 2>&1 &
 forward=$!
 trap 'kill "$forward" 2>/dev/null || true' EXIT

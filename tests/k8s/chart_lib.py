@@ -57,7 +57,8 @@ def front_door():
     port = free_port()
     ca = K / "front-door-ca.pem"
     ca.write_text(secret_value("ca\\.crt", "front-door-tls"))
-    proc = subprocess.Popen([str(K / "bin/kubectl"), "-n", NAMESPACE, "port-forward", "svc/front-door", f"{port}:443"],
+    proc = subprocess.Popen([str(K / "bin/kubectl"), "-n", NAMESPACE, "port-forward", "--address", "127.0.0.1",
+                             "svc/front-door", f"{port}:443"],
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     session = requests.Session()
     session.trust_env = False
