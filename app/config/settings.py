@@ -13,6 +13,7 @@ from deploykit.env import (
     Env,
     check_visibility_timeout,
     hosts_problem,
+    parse_rate,
     secret_key_problem,
     url_scheme_problem,
 )
@@ -210,6 +211,13 @@ if _vt_problem:
     env.error("CELERY_VISIBILITY_TIMEOUT", _vt_problem)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# RabbitMQ: publisher confirms. Without them basic.publish returns before the broker has the message, so a
+# publish the broker drops while it shuts down was answered 202 and never ran (seen: 4 of 150 accepted
+# tasks PENDING for good after a broker restart, docs/reliability.md). With them each publish waits for the
+# broker's ack (persistent message on disk), and one the broker never acked raises: Celery's publish retry
+# sends it again on a new connection, or the API answers 503. Costs a round trip per publish (~1.4 ms).
+if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith(("amqp://", "amqps://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Cold shutdown (second SIGTERM / SIGQUIT) first gives running tasks this long (Celery's soft shutdown).
@@ -269,6 +277,26 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "jobs.api.exception_handler",
+    # The client of a request is the address the one proxy in front of gunicorn saw (Caddy, the VMs' nginx,
+    # the ingress controller): the last X-Forwarded-For entry, which a client cannot forge past that proxy.
+    "NUM_PROXIES": 1,
+}
+# Per-client limits of the endpoints that create background work (deploykit/throttle.py): 429 + Retry-After.
+API_THROTTLE_RATE = env.get("API_THROTTLE_RATE", parse_rate("120/minute"), cast=parse_rate)
+API_THROTTLE_UPLOAD_RATE = env.get("API_THROTTLE_UPLOAD_RATE", parse_rate("30/minute"), cast=parse_rate)
+# The counters must be shared by every gunicorn worker and web container: Redis when the broker or the
+# result store is Redis; otherwise (RabbitMQ with django-db results) a table in the database (migration
+# deploykit 0002) -- no extra service just for counters.
+_throttle_redis = next((url for url in (CELERY_BROKER_URL, CELERY_RESULT_BACKEND)
+                        if url and url.startswith(("redis://", "rediss://"))), None)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _throttle_redis,
+                 "KEY_PREFIX": "api",
+                 # Short: an unreachable cache only delays the request before it is let through.
+                 "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
+    if _throttle_redis else
+    {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "api_throttle", "KEY_PREFIX": "api"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Django + Celery blueprint API",

@@ -269,6 +269,24 @@ def url_scheme_problem(url: str, allowed: tuple[str, ...]) -> str | None:
     return f"has an unsupported scheme {scheme!r}: use one of {shown}"
 
 
+# API rate limits (API_THROTTLE_*): "<requests>/<period>", the period a unit as DRF spells it.
+RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
+                "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+RATE_OFF = "off"
+
+
+def parse_rate(raw: str) -> tuple[int, int] | None:
+    """`120/minute` -> (120, 60); `off` -> None (no limit). Raises ValueError naming the expected form."""
+    if raw.strip().lower() == RATE_OFF:
+        return None
+    count, _, unit = raw.strip().partition("/")
+    period = RATE_PERIODS.get(unit.strip().lower())
+    if not count.strip().isdigit() or int(count) < 1 or period is None:
+        raise ValueError(f"use <requests>/<second|minute|hour|day> with at least 1 request, e.g. 120/minute, "
+                         f"or {RATE_OFF!r}")
+    return int(count), period
+
+
 def hosts_problem(hosts: list[str]) -> str | None:
     """Why a parsed DJANGO_ALLOWED_HOSTS list is unusable in production, or None."""
     if not hosts:

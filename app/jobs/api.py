@@ -14,7 +14,13 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from PIL import Image
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -24,6 +30,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from deploykit.outages import RETRY_AFTER_SECONDS, outage_message, outage_of
 from deploykit.storage import content_disposition, safe_content_type
+from deploykit.throttle import CreateRateThrottle, UploadRateThrottle
 
 from .models import Report, Status, TaskRecord, UploadedImage
 from .tasks import DEMO_TASKS, generate_report, image_workflow
@@ -133,6 +140,11 @@ def _get(model, raw_id: str, what: str):
 
 ERROR_SCHEMA = inline_serializer("Error", {"error": serializers.CharField(), "details": serializers.DictField(required=False)})
 CREATED_SCHEMA = inline_serializer("Accepted", {"id": serializers.UUIDField(), "url": serializers.CharField()})
+# Every endpoint that creates background work is rate-limited per client (deploykit/throttle.py).
+THROTTLED = {429: OpenApiResponse(ERROR_SCHEMA, description="Too many requests from this client; retry after "
+                                                            "Retry-After seconds.")}
+RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, required=True, response=[429],
+                               description="Seconds until the client's limit allows a new request.")
 
 
 # --- demo tasks --------------------------------------------------------------------------------------
@@ -170,10 +182,12 @@ class TaskCreateSerializer(serializers.Serializer):
 
 class TaskView(APIView):
     parser_classes = [JSONParser]
+    throttle_classes = [CreateRateThrottle]
 
     @extend_schema(
         request=TaskCreateSerializer,
-        responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA},
+        responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA, **THROTTLED},
+        parameters=[RETRY_AFTER],
         examples=[OpenApiExample("add", value={"task": "add", "args": [2, 3]}, request_only=True)],
         summary="Start a demo task",
     )
@@ -256,10 +270,12 @@ def image_urls(image: UploadedImage) -> dict:
 
 class ImageView(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [UploadRateThrottle]
 
     @extend_schema(
         request={"multipart/form-data": inline_serializer("ImageUpload", {"file": serializers.FileField()})},
-        responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA, 413: ERROR_SCHEMA},
+        responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA, 413: ERROR_SCHEMA, **THROTTLED},
+        parameters=[RETRY_AFTER],
         summary="Upload an image to resize (thumbnails are made in parallel)",
     )
     def post(self, request):
@@ -348,8 +364,10 @@ class ReportCreateSerializer(serializers.Serializer):
 
 class ReportView(APIView):
     parser_classes = [JSONParser]
+    throttle_classes = [CreateRateThrottle]
 
-    @extend_schema(request=ReportCreateSerializer, responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA},
+    @extend_schema(request=ReportCreateSerializer, responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA, **THROTTLED},
+                   parameters=[RETRY_AFTER],
                    summary="Request a CSV report (built in the background)")
     def post(self, request):
         if not isinstance(request.data, dict):

@@ -40,7 +40,7 @@ TEST_ENV = {
     "LOG_LEVEL": "INFO",
 }
 for _name in list(os.environ):  # nothing from the caller's shell leaks into the contract
-    if _name.startswith(("DJANGO_", "CELERY_", "FLOWER_", "STORAGE_", "EMAIL_", "DATABASE_")):
+    if _name.startswith(("DJANGO_", "CELERY_", "FLOWER_", "STORAGE_", "EMAIL_", "DATABASE_", "API_")):
         del os.environ[_name]
 os.environ.update(TEST_ENV)
 

@@ -21,7 +21,7 @@ PRODUCTION = {
     "CELERY_BROKER_URL": "redis://:s3cret-pass@redis.internal:6379/0",
 }
 CONTRACT_PREFIXES = ("DJANGO_", "CELERY_", "FLOWER_", "STORAGE_", "EMAIL_", "DATABASE_", "MEDIA_ROOT",
-                     "UPLOAD_", "IMAGE_", "LOG_", "DIGEST_")
+                     "UPLOAD_", "IMAGE_", "LOG_", "DIGEST_", "API_")
 
 
 def clean_env(**values) -> dict:
@@ -71,6 +71,9 @@ def test_check_deploy_passes_clean_in_production_mode():
         ({"STORAGE_BACKEND": "s3"}, "STORAGE_S3_BUCKET", "is required"),
         ({"DJANGO_SUPERUSER_PASSWORD": "admin"}, "DJANGO_SUPERUSER_PASSWORD", "placeholder"),
         ({"EMAIL_URL": "smtp://[bad"}, "EMAIL_URL", "not a valid e-mail URL"),
+        ({"API_THROTTLE_RATE": "fast"}, "API_THROTTLE_RATE", "use <requests>/<second|minute|hour|day>"),
+        ({"API_THROTTLE_RATE": "0/minute"}, "API_THROTTLE_RATE", "at least 1 request"),
+        ({"API_THROTTLE_UPLOAD_RATE": "10/fortnight"}, "API_THROTTLE_UPLOAD_RATE", "e.g. 120/minute"),
     ],
 )
 def test_production_start_up_refused_naming_the_variable(monkeypatch, overrides, variable, message):
@@ -249,6 +252,9 @@ def test_debug_mode_allows_the_in_memory_broker(monkeypatch):
 def test_amqp_broker_defaults_to_django_db_results(monkeypatch):
     loaded = load_settings(monkeypatch, **{**PRODUCTION, "CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//"})
     assert loaded["CELERY_RESULT_BACKEND"] == "django-db"
+    # RabbitMQ publishes wait for the broker's confirm (docs/reliability.md); Redis has no such option.
+    assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"]["confirm_publish"] is True
+    assert "confirm_publish" not in load_settings(monkeypatch, **PRODUCTION)["CELERY_BROKER_TRANSPORT_OPTIONS"]
 
 
 def test_postgres_connections_are_reused_with_health_checks(monkeypatch):
@@ -276,3 +282,21 @@ def test_s3_storage_settings(monkeypatch):
     default = loaded["STORAGES"]["default"]
     assert default["BACKEND"] == "deploykit.storage.S3Storage"
     assert default["OPTIONS"]["bucket_name"] == "media"
+
+
+@pytest.mark.parametrize("raw,parsed", [("120/minute", (120, 60)), ("5/s", (5, 1)), (" 7 / Hour ", (7, 3600)),
+                                        ("1000/day", (1000, 86400)), ("off", None), ("OFF", None)])
+def test_parse_rate(raw, parsed):
+    assert envmod.parse_rate(raw) == parsed
+
+
+def test_api_throttle_defaults_and_where_the_counters_live(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION)
+    assert (loaded["API_THROTTLE_RATE"], loaded["API_THROTTLE_UPLOAD_RATE"]) == ((120, 60), (30, 60))
+    assert loaded["CACHES"]["throttle"]["LOCATION"] == PRODUCTION["CELERY_BROKER_URL"]  # Redis broker
+    amqp = {**PRODUCTION, "CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "API_THROTTLE_RATE": "off"}
+    loaded = load_settings(monkeypatch, **amqp)
+    assert loaded["API_THROTTLE_RATE"] is None
+    assert loaded["CACHES"]["throttle"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
+    loaded = load_settings(monkeypatch, **amqp, CELERY_RESULT_BACKEND="redis://:s3cret-pass@cache:6379/1")
+    assert loaded["CACHES"]["throttle"]["LOCATION"] == "redis://:s3cret-pass@cache:6379/1"
