@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make test-k8s: the local cluster up, the chart on it, the Compose smoke suite through the front
-# door, the in-cluster checks (tests/k8s/test_chart.py), and the cluster down again: always, also
+# make test-k8s: the local cluster up with metrics-server and KEDA, the chart on it, the Compose
+# smoke suite through the front door, the in-cluster checks (tests/k8s/test_chart.py: pods from the
+# inside, KEDA burst, upgrade, uninstall), and the cluster down again: always, also
 # when a step fails. Prints how long each step took. Binaries and images must be built already
 # (make k8s-build images): a cold Go build does not belong inside a test run's bounds.
 # Usage: scripts/k8s-test.sh [pytest args for tests/k8s/test_chart.py]
@@ -31,6 +32,7 @@ report() {
 trap report EXIT
 
 step "cluster up" scripts/k8s-cluster.sh up
+step "metrics-server, KEDA" scripts/k8s-addons.sh deploy
 step "helm install" scripts/k8s-chart.sh install
 step "smoke suite" env INGRESS_NAMESPACE="$NAMESPACE" INGRESS_SERVICE=front-door TLS_SECRET=front-door-tls \
     scripts/smoke-k8s.sh -p no:cacheprovider

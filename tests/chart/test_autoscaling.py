@@ -1,4 +1,6 @@
 """KEDA ScaledObjects per pool on its own queues (Redis list / RabbitMQ queue length), HPA fallback."""
+import base64
+
 import pytest
 
 from .helm_template_generator import HelmFailed, by_kind_name, of_kind, render_chart
@@ -37,8 +39,17 @@ def test_redis_password_from_secret_via_trigger_authentication():
 
 
 def test_bundled_redis_address_defaults_to_service():
+    # Namespace-qualified: KEDA's operator resolves it from its own namespace (a bare name failed
+    # there on the live cluster: "lookup release-django-celery-redis ... no such host").
     so = render_chart(values={"redis": {"enabled": True}, "broker": {"url": ""}, "workers": {"keda": {"redis": {"address": ""}}}}, show_only=[SO])[0]
-    assert so["spec"]["triggers"][0]["metadata"]["address"] == "release-django-celery-redis:6379"
+    assert so["spec"]["triggers"][0]["metadata"]["address"] == "release-django-celery-redis.apps.svc:6379"
+
+
+def test_bundled_rabbitmq_url_is_namespace_qualified_for_the_keda_scaler():
+    values = {"broker": {"type": "rabbitmq", "url": ""}, "rabbitmq": {"enabled": True}}
+    secret = render_chart(values=values, show_only=["templates/config/secret.yaml"])[0]
+    url = base64.b64decode(secret["data"]["CELERY_BROKER_URL"]).decode()
+    assert "@release-django-celery-rabbitmq.apps.svc:5672/" in url, url
 
 
 def test_rabbitmq_queue_length_with_trigger_authentication():

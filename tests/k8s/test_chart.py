@@ -1,13 +1,18 @@
 """The chart on the live local cluster (make test-k8s; scripts/k8s-chart.sh installed it and
 scripts/smoke-k8s.sh ran the Compose smoke suite against it first). Tests run in file order: the
-release's pods from the inside, then `helm uninstall` last."""
+release's pods from the inside, KEDA scaling a pool on its queue, `helm upgrade` rolling the pods
+with tasks in flight, and `helm uninstall` last."""
 
 from __future__ import annotations
+
+import json
+import time
 
 import pytest
 import testinfra
 
-from chart_lib import ENV, FULL, NAMESPACE, RELEASE, chart_script, get, namespaced_objects, release_pods
+from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, following_logs, front_door, get,
+                       namespaced_objects, release_pods, send_tasks, wait_all_done)
 from conftest import kubectl, require_live, wait_until
 
 # A word of PID 1's command line per component (the images' start scripts exec into these).
@@ -71,11 +76,70 @@ def test_migration_job_completed_and_every_pod_is_ready():
         assert ready == "True", pod["metadata"]["name"]
 
 
+def replicas(deployment: str) -> int:
+    return json.loads(kubectl("-n", NAMESPACE, "get", "deployment", deployment, "-o", "json"))["spec"]["replicas"]
+
+
+@pytest.mark.timeout(900)
+def test_keda_scales_a_pool_up_on_its_queue_and_back_down_with_every_task_done():
+    pool = f"{FULL}-worker-default"
+    scaled = json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))
+    minimum, maximum = scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]
+    wait_until("the ScaledObject to be Ready (KEDA reads the queue)", lambda: any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))["status"]["conditions"]))
+    assert replicas(pool) == minimum
+    with front_door() as (base, session):
+        # 60 two-second tasks: about a minute of work for one pod (concurrency 2), a backlog of
+        # ~50 against a target of 5 per replica, so KEDA wants the maximum.
+        ids = send_tasks(base, session, 60, 2)
+        seen = {replicas(pool)}
+        deadline = time.monotonic() + 240
+        while max(seen) <= minimum and time.monotonic() < deadline:
+            seen.add(replicas(pool))
+            time.sleep(1)
+        assert max(seen) > minimum, f"{pool} stayed at {sorted(seen)} replicas with a backlog"
+        counts = wait_all_done(base, session, ids, timeout=300)
+    assert counts == {"SUCCESS": 60}
+    wait_until(f"{pool} to scale back down to {minimum} after the queue drained",
+               lambda: replicas(pool) == minimum, timeout=240)
+    assert max(seen) <= maximum
+
+
+def app_deployments() -> dict[str, dict]:
+    """The release's app Deployments (web, workers, beat, flower) by name."""
+    return {d["metadata"]["name"]: d for d in get("deployments", "-l", f"app.kubernetes.io/instance={RELEASE}")
+            if "checksum/config" in d["spec"]["template"]["metadata"].get("annotations", {})}
+
+
+@pytest.mark.timeout(900)
+def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_and_loses_no_task():
+    before = app_deployments()
+    assert {f"{FULL}-web", f"{FULL}-beat", f"{FULL}-flower", f"{FULL}-worker-default"} <= set(before)
+    old_pods = [p for p in release_pods() if p["metadata"]["labels"]["app.kubernetes.io/component"]
+                not in ("redis", "postgresql", "migrate")]
+    old_uids = {p["metadata"]["uid"] for p in old_pods}
+    with front_door() as (base, session), following_logs([p for p in old_pods if "worker" in p["metadata"]["name"]]):
+        ids = send_tasks(base, session, 20, 3)  # in flight while the workers roll
+        chart_script("install", "--set", "config.logLevel=DEBUG")
+        counts = wait_all_done(base, session, ids, timeout=300)
+    assert counts == {"SUCCESS": 20}, counts
+    assert kubectl("-n", NAMESPACE, "get", "configmap", f"{FULL}-config", "-o", "jsonpath={.data.LOG_LEVEL}") == "DEBUG"
+    after = app_deployments()
+    for name, deployment in before.items():
+        old = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        new = after[name]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        assert new != old, f"{name}: checksum/config did not change, so its pods would not roll"
+    running = [p for p in release_pods() if p["metadata"]["labels"]["app.kubernetes.io/component"]
+               not in ("redis", "postgresql", "migrate")]
+    assert running and not {p["metadata"]["uid"] for p in running} & old_uids, "pods of the old config still run"
+
+
 # Objects that exist in any namespace, and ours outside the chart (k8s-chart.sh's TLS Secret).
 NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt"), ("Secret", "front-door-tls")}
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_helm_uninstall_leaves_only_what_is_documented():
     before = namespaced_objects()
     # docs/helm.md: the data volumes, and the generated Secret whose passwords they still need
@@ -84,12 +148,15 @@ def test_helm_uninstall_leaves_only_what_is_documented():
     documented.add(("Secret", FULL))
     assert documented <= before
     assert len(before - NAMESPACE_DEFAULTS) > 30, sorted(before)  # the release really was there
+    # Pods may take their whole grace period: a worker's warm shutdown can wait on the broker that
+    # the same uninstall removes.
+    grace = max(p["spec"]["terminationGracePeriodSeconds"] for p in release_pods())
     chart_script("uninstall")
 
     def left() -> set:
         return {o for o in namespaced_objects() if o[0] != "Event"} - NAMESPACE_DEFAULTS
 
     try:
-        wait_until("only the documented objects to remain", lambda: left() == documented, timeout=300)
+        wait_until("only the documented objects to remain", lambda: left() == documented, timeout=grace + 90)
     finally:
         print("left behind beyond the documented:", sorted(left() - documented))
