@@ -62,10 +62,14 @@ class Stack:
         response = self.get(f"/api/tasks/{task_id}/")
         return response.json().get("state", "?") if response.status_code == 200 else f"HTTP {response.status_code}"
 
-    def wait_all(self, ids: list[str], timeout: float) -> dict[str, str]:
-        """Poll until every task is SUCCESS or the timeout passes; returns the last state of each."""
+    def wait_all(self, ids: list[str], timeout: float, stall: float | None = None) -> dict[str, str]:
+        """Poll until every task is SUCCESS or the timeout passes; returns the last state of each.
+
+        With `stall`, keep waiting past the timeout while tasks still complete, until none completed for
+        `stall` seconds: a backlog that drains slowly on a busy host is late, not lost."""
         states = {i: "?" for i in ids}
         deadline = time.monotonic() + timeout
+        completed = 0
         while time.monotonic() < deadline:
             pending = [i for i, s in states.items() if s != "SUCCESS"]
             if not pending:
@@ -73,6 +77,10 @@ class Stack:
             with ThreadPoolExecutor(4) as pool:
                 for task_id, state in zip(pending, pool.map(self._safe_state, pending)):
                     states[task_id] = state
+            now_completed = sum(state == "SUCCESS" for state in states.values())
+            if stall and now_completed > completed:
+                deadline = max(deadline, time.monotonic() + stall)
+            completed = now_completed
             time.sleep(1)
         return states
 
@@ -187,9 +195,10 @@ def send_burst(stack: Stack, count: int, during=None, after: int = 0) -> tuple[l
     return load.accepted, load.refused, load.tracebacks
 
 
-def outcome(stack: Stack, accepted: list[str], timeout: float) -> tuple[int, list[str], dict[str, str]]:
-    """Wait for the accepted tasks: (completed, lost ids, last states)."""
-    states = stack.wait_all(accepted, timeout=timeout)
+def outcome(stack: Stack, accepted: list[str], timeout: float,
+            stall: float | None = None) -> tuple[int, list[str], dict[str, str]]:
+    """Wait for the accepted tasks: (completed, lost ids, last states); `stall`: see Stack.wait_all."""
+    states = stack.wait_all(accepted, timeout=timeout, stall=stall)
     lost = [i for i, s in states.items() if s != "SUCCESS"]
     return len(accepted) - len(lost), lost, states
 
