@@ -35,7 +35,7 @@ k8s-up: docker k8s-build ## Start the local cluster (KUBECONFIG=build/k8s/pki/ad
 k8s-down: ## Stop the local cluster and remove what it left on the host
 	@scripts/k8s-cluster.sh down
 
-test-k8s: venv docker k8s-tools k8s-build k8s-addons-build images ## Local cluster up, helm install of the chart, the Compose smoke suite through a front door, in-pod checks, KEDA burst, upgrade, uninstall, cluster down (always)
+test-k8s: venv docker k8s-tools k8s-build k8s-addons-build images ## Local cluster up, helm install of the chart, the Compose smoke suite through a front door, in-pod checks, KEDA burst, upgrade, uninstall, cluster down (always; ~8-12 min built)
 	@scripts/k8s-test.sh $(PYTEST_ARGS)
 
 k8s-chart-install: k8s-tools images ## helm install the chart on the running local cluster (make k8s-up) with tests/k8s/chart/values.yaml
