@@ -48,6 +48,8 @@ TRANSPORT = "deploykit.redis_transport:Transport"
 SEQ_KEY = "deploykit.journal_seq"
 QUEUES_KEY = "deploykit.journal_queues"
 
+# One script, so taking a position and pushing are atomic: two publishers cannot push in the opposite
+# order of their positions (deploykit.lost relies on every list being sorted by position).
 # KEYS: list, journal hash, order zset, counter, queue set. ARGV: tag, payload, side, queue.
 PUSH_LUA = """
 local n = redis.call('INCR', KEYS[4])
