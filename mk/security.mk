@@ -33,6 +33,6 @@ chaos-rabbitmq: venv docker images ## The fault tests on the RabbitMQ variant (p
 CHAOS_CI_TESTS := pool_child or postgres_stop or broker_stopped or test_poison
 CHAOS_CI_HTTPS_PORT ?= 27443
 CHAOS_CI_HTTP_PORT ?= 27080
-chaos-ci: venv docker images ## The fast part of `make chaos` that `make test` runs (Redis; project sec-chaos-ci, ports 27443/27080): kill -9 of pool processes mid-task, poison image and task, PostgreSQL and broker stopped (~3-4 min)
+chaos-ci: venv docker images ## The fast part of `make chaos` that `make test` runs (Redis; project sec-chaos-ci, ports 27443/27080): kill -9 of pool processes mid-task, poison image and task, PostgreSQL and broker stopped (~1.5-4 min)
 	CHAOS_BROKER=redis CHAOS_PROJECT=sec-chaos-ci CHAOS_HTTPS_PORT=$(CHAOS_CI_HTTPS_PORT) CHAOS_HTTP_PORT=$(CHAOS_CI_HTTP_PORT) \
 		$(SECURITY_PYTEST) tests/chaos -s -k "$(CHAOS_CI_TESTS)" $(PYTEST_ARGS)
