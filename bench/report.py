@@ -98,6 +98,24 @@ def cost_table(r: dict) -> list[str]:
     return lines
 
 
+def profile_table(r: dict) -> list[str]:
+    """Share of the worker's active py-spy samples per library, shipped worker vs peer baseline."""
+    prof = _get(r, "redis.profile") or {}
+    if not prof:
+        return ["(no profile in this run)"]
+    names = list(prof)
+    areas = sorted({a for x in prof.values() for a in x.get("areas_pct", {})},
+                   key=lambda a: -max(x.get("areas_pct", {}).get(a, 0) for x in prof.values()))
+    lines = ["| Library (self time) | " + " | ".join(f"{n} % of {prof[n].get('samples')} samples" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for a in areas[:10]:
+        lines.append(f"| {a} | " + " | ".join(_fmt(prof[n].get("areas_pct", {}).get(a, 0)) for n in names) + " |")
+    for n in names:
+        top = ", ".join(f"`{f}` {v}%" for f, v in prof[n].get("top_self_pct", [])[:6])
+        lines += ["", f"Top functions ({n}): {top}"]
+    return lines
+
+
 def http_table(r: dict) -> list[str]:
     lines = ["| Web config | /healthz req/s | p50/p90/p99 ms | API (DB read) req/s | p50/p90/p99 ms | web memory MB |",
              "|---|---|---|---|---|---|"]
@@ -199,7 +217,8 @@ def write(r: dict, out: Path, readme: bool) -> None:
         f"Machine: {machine_line(r)}.", "", *([r["note"], ""] if r.get("note") else []),
         "## Headline ratios", "", *heads, "",
         "## Short no-op tasks", "", *task_table(r), "", "## What each safety setting costs (Redis, drain)", "",
-        *cost_table(r), "", "## I/O-bound and mixed load (Redis)", "", *other_table(r), "",
+        *cost_table(r), "", "## Where the worker's CPU goes (py-spy during a drain, Redis)", "",
+        *profile_table(r), "", "## I/O-bound and mixed load (Redis)", "", *other_table(r), "",
         "## HTTP (wrk through the proxy, TLS, keep-alive)", "", *http_table(r), *fp_lines, "",
         *[f"![{p}]({p})" for p in pngs], "",
     ]

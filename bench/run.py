@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import machine  # noqa: E402
+import cpu_profile  # noqa: E402
 import report  # noqa: E402
 import tasks_bench as tb  # noqa: E402
 from http_bench import http  # noqa: E402
@@ -56,11 +57,31 @@ def drain_only(stack, app, task, queue, consumer, p):
                          for _ in range(p["reps"])])
 
 
+def profiled_drain(stack, app, task, queue, consumer, p, name):
+    """One extra drain with py-spy attached to the consumer: where its CPU goes (not timed)."""
+    tb.run_tasks(stack, app, task, queue, p["warmup"])  # warm-up
+    raw = BUILD / f"profile-{stack.broker}-{name}.txt"
+    profiler = lambda: cpu_profile.Profiler(stack, consumer, raw)  # noqa: E731
+    tb.drain(stack, app, task, queue, consumer, max(p["tasks"], 1000), during=profiler)
+    return cpu_profile.summarise(raw)
+
+
 def safety_costs(stack, p):
     """The shipped worker with one safety setting off at a time (measured, never shipped)."""
     costs = {"shipped": drain_only(stack, "shipped", "bench.noop", "default", "worker", p),
              "acks_late_off": drain_only(stack, "shipped", "bench.noop_early_ack", "default", "worker", p),
              "track_started_off": drain_only(stack, "shipped", "bench.noop_untracked", "default", "worker", p)}
+    # Not a safety setting, but what the monitoring costs: task events feed Flower (which switches
+    # them on by itself when it runs); measured by switching them off at run time.
+    stack.exec_json("client", "python", "/bench/load.py", "events", "--app", "shipped", "off")
+    try:
+        costs["task_events_off"] = drain_only(stack, "shipped", "bench.noop", "default", "worker", p)
+    finally:
+        stack.exec_json("client", "python", "/bench/load.py", "events", "--app", "shipped", "on")
+    # A tuning candidate, not a safety setting: more pool processes in the same CPU allowance, so
+    # the broker round trips of one task overlap with the work of others.
+    stack.recreate("worker", WORKER_CONCURRENCY="4")
+    costs["concurrency_4"] = drain_only(stack, "shipped", "bench.noop", "default", "worker", p)
     stack.recreate("worker", BENCH_PREFETCH="4")
     costs["prefetch_4"] = drain_only(stack, "shipped", "bench.noop", "default", "worker", p)
     stack.recreate("worker", BENCH_MAX_TASKS_PER_CHILD="1000000")
@@ -72,6 +93,8 @@ def safety_costs(stack, p):
 def redis_suite(stack, p, out):
     say("short tasks: shipped worker (prefork x2, acks_late, prefetch 1)")
     out["shipped"] = show("shipped", tb.short_tasks(stack, "shipped", "default", "worker", p))
+    say("profile: shipped worker during a drain (py-spy)")
+    out["profile"] = {"shipped": show("profile.shipped", profiled_drain(stack, "shipped", "bench.noop", "default", "worker", p, "shipped"))}
     say("what each safety setting costs")
     out["safety_costs"] = show("safety_costs", safety_costs(stack, p))
     say("I/O-bound tasks: the Compose worker (default+io, prefork x2)")
@@ -91,6 +114,8 @@ def redis_suite(stack, p, out):
     stack.up("baseline-worker")
     out["baseline"] = show("baseline", tb.short_tasks(stack, "baseline", "celery", "baseline-worker", p))
     out["io"]["baseline"] = show("io.baseline", tb.io_tasks(stack, "baseline", "celery", p))
+    say("profile: peer baseline during a drain (py-spy)")
+    out["profile"]["baseline"] = show("profile.baseline", profiled_drain(stack, "baseline", "bench.noop", "celery", "baseline-worker", p, "baseline"))
     stack.stop("baseline-worker")
     say("raw ceiling: redis-py LPUSH/BRPOP, one consumer")
     out["raw"] = show("raw", tb.raw_ceiling(stack, p))

@@ -1,6 +1,7 @@
 """Task benchmarks: short no-op tasks (pre-queued drain, produced-and-consumed, steady 200/s), the raw
 redis-py ceiling, what each safety setting costs, I/O-bound tasks and mixed load. Each function runs
 one configuration and returns figures; run.py repeats them and takes medians."""
+import contextlib
 import itertools
 import statistics
 import time
@@ -32,15 +33,19 @@ def run_tasks(stack: Stack, app: str, task: str, queue: str, count: int, rate: f
                            "--stream", f"{task},{queue},{rate},{count}", "--warmup", str(warmup))
 
 
-def drain(stack: Stack, app: str, task: str, queue: str, consumer: str, count: int) -> dict:
-    """Pre-queue COUNT tasks while the consumer is frozen (docker pause), then let it drain them."""
+def drain(stack: Stack, app: str, task: str, queue: str, consumer: str, count: int,
+          during=contextlib.nullcontext) -> dict:
+    """Pre-queue COUNT tasks while the consumer is frozen (docker pause), then let it drain them.
+    `during()` is a context manager held while it drains (a profiler)."""
     key = _key(task)
     freeze(stack, consumer)
     try:
         sent = publish(stack, app, f"{task},{queue},0,{count}", key=key)
     finally:
         stack.compose("unpause", consumer)
-    return {**collect(stack, key, count), "publish": sent}
+    with during():
+        figures = collect(stack, key, count)
+    return {**figures, "publish": sent}
 
 
 def freeze(stack: Stack, service: str, attempts: int = 5) -> None:

@@ -9,6 +9,8 @@
       wait for N task records in the sink, print JSON with throughput and latency percentiles
   load.py raw-publish --count N --key KEY     plain redis-py LPUSH of JSON messages, one by one
   load.py raw-consume --count N --key KEY     plain redis-py BRPOP loop (run in a worker-sized container)
+  load.py events --app shipped on|off         switch the workers' task events at run time (what Flower
+      itself does with enable_events), to measure what they cost; prints how many workers answered
 
 Exits non-zero only when the thing measured breaks (tasks not completed in time), never on a figure.
 """
@@ -144,6 +146,16 @@ def raw_consume(args):
     print(json.dumps(summarise(records)))
 
 
+def events(args):
+    """Broadcast enable_events/disable_events: the workers' setting is left as shipped (on) and
+    switched only for the measurement, the way Flower switches it on at run time."""
+    command = "enable_events" if args.state == "on" else "disable_events"
+    replies = celery_app(args.app).control.broadcast(command, reply=True, timeout=5) or []
+    if not replies:
+        sys.exit(f"ERROR: no worker answered {command}")
+    print(json.dumps({"command": command, "workers": len(replies)}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,8 +175,11 @@ def main():
         p.add_argument("--key", required=True)
         p.add_argument("--count", type=int, required=True)
         p.add_argument("--timeout", type=float, default=120)
+    p = sub.add_parser("events")
+    p.add_argument("--app", choices=["shipped", "baseline"], required=True)
+    p.add_argument("state", choices=["on", "off"])
     args = parser.parse_args()
-    {"publish": publish, "run": run, "collect": collect, "raw-publish": raw_publish, "raw-consume": raw_consume}[args.command](args)
+    {"events": events, "publish": publish, "run": run, "collect": collect, "raw-publish": raw_publish, "raw-consume": raw_consume}[args.command](args)
 
 
 if __name__ == "__main__":
