@@ -13,7 +13,8 @@ from contextlib import contextmanager
 
 import requests
 
-from conftest import K, ROOT, kubectl, wait_until
+from conftest import K, ROOT, kubectl
+from polling import wait_until
 
 NAMESPACE = os.environ.get("NAMESPACE", "django-celery")
 RELEASE = os.environ.get("RELEASE", "django-celery")
@@ -72,7 +73,7 @@ def front_door():
             return False
 
     try:
-        wait_until(f"the front door on {base}", ready, timeout=60)
+        wait_until(ready, 60, f"the front door on {base}")
         yield base, session
     finally:
         proc.terminate()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,18 +24,6 @@ def versions() -> dict[str, str]:
 
 def node(*args: str) -> None:
     subprocess.run([str(ROOT / "scripts/k8s-node.sh"), *args], check=True, env={**os.environ, "K8S_NODE_MODE": "standalone"})
-
-
-def wait_until(what: str, check, timeout: float = 90):
-    """Poll check() until it returns something truthy; fail naming what we waited for."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def kubelet_pods() -> list[dict]:

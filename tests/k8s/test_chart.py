@@ -13,7 +13,8 @@ import testinfra
 
 from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, following_logs, front_door, get,
                        namespaced_objects, release_pods, send_tasks, wait_all_done)
-from conftest import kubectl, require_live, wait_until
+from conftest import kubectl, require_live
+from polling import wait_until
 
 # A word of PID 1's command line per component (the images' start scripts exec into these).
 MAIN_PROCESS = {
@@ -85,9 +86,10 @@ def test_keda_scales_a_pool_up_on_its_queue_and_back_down_with_every_task_done()
     pool = f"{FULL}-worker-default"
     scaled = json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))
     minimum, maximum = scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]
-    wait_until("the ScaledObject to be Ready (KEDA reads the queue)", lambda: any(
+    wait_until(lambda: any(
         c["type"] == "Ready" and c["status"] == "True"
-        for c in json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))["status"]["conditions"]))
+        for c in json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))["status"]["conditions"]),
+        90, "the ScaledObject to be Ready (KEDA reads the queue)")
     assert replicas(pool) == minimum
     with front_door() as (base, session):
         # 60 two-second tasks: about a minute of work for one pod (concurrency 2), a backlog of
@@ -101,8 +103,7 @@ def test_keda_scales_a_pool_up_on_its_queue_and_back_down_with_every_task_done()
         assert max(seen) > minimum, f"{pool} stayed at {sorted(seen)} replicas with a backlog"
         counts = wait_all_done(base, session, ids, timeout=300)
     assert counts == {"SUCCESS": 60}
-    wait_until(f"{pool} to scale back down to {minimum} after the queue drained",
-               lambda: replicas(pool) == minimum, timeout=240)
+    wait_until(lambda: replicas(pool) == minimum, 240, f"{pool} to scale back down to {minimum} after the queue drained")
     assert max(seen) <= maximum
 
 
@@ -157,6 +158,6 @@ def test_helm_uninstall_leaves_only_what_is_documented():
         return {o for o in namespaced_objects() if o[0] != "Event"} - NAMESPACE_DEFAULTS
 
     try:
-        wait_until("only the documented objects to remain", lambda: left() == documented, timeout=grace + 90)
+        wait_until(lambda: left() == documented, grace + 90, "only the documented objects to remain")
     finally:
         print("left behind beyond the documented:", sorted(left() - documented))

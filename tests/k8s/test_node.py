@@ -11,7 +11,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from conftest import K, pod_named, versions, wait_until
+from conftest import K, pod_named, versions
+from polling import wait_until
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
 
@@ -22,7 +23,7 @@ def running_pod(name: str) -> dict:
         statuses = (pod or {}).get("status", {}).get("containerStatuses") or []
         return pod if statuses and "running" in statuses[0].get("state", {}) else None
 
-    return wait_until(f"pod {name} to run", check)
+    return wait_until(check, 90, f"pod {name} to run")
 
 
 def test_pod_runs_in_its_own_cgroups_with_its_limits(static_pod):
@@ -58,9 +59,9 @@ def test_removing_the_manifest_stops_the_pod_and_frees_its_cgroup(static_pod):
     static_pod("gone", "sleep infinity", host_network=True)
     uid = running_pod("gone")["metadata"]["uid"]
     (K / "manifests/test-gone.yaml").unlink()
-    wait_until("pod gone to disappear", lambda: pod_named("gone") is None)
-    wait_until("its memory cgroup to be removed",
-               lambda: not (CGROUP_V1 / "memory/kubepods/burstable" / f"pod{uid}").exists())
+    wait_until(lambda: pod_named("gone") is None, 90, "pod gone to disappear")
+    wait_until(lambda: not (CGROUP_V1 / "memory/kubepods/burstable" / f"pod{uid}").exists(), 90,
+               "its memory cgroup to be removed")
 
 
 def test_down_leaves_no_process_cgroup_bridge_rule_or_mount_behind(standalone_node, static_pod):
