@@ -13,6 +13,7 @@ from deploykit.env import (
     Env,
     check_visibility_timeout,
     hosts_problem,
+    is_redis_url,
     parse_rate,
     secret_key_problem,
     url_scheme_problem,
@@ -175,7 +176,7 @@ CELERY_BROKER_URL = env.get(
     # Production only (the check is skipped in debug mode, where tests may use memory://).
     check=lambda url: url_scheme_problem(url, BROKER_SCHEMES),
 )
-_broker_is_redis = bool(CELERY_BROKER_URL) and CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+_broker_is_redis = is_redis_url(CELERY_BROKER_URL)
 # Redis: kombu's transport plus a publish journal, so no task is lost between BRPOP and `unacked`.
 CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
 CELERY_RESULT_BACKEND = env.get(
@@ -287,8 +288,7 @@ API_THROTTLE_UPLOAD_RATE = env.get("API_THROTTLE_UPLOAD_RATE", parse_rate("30/mi
 # The counters must be shared by every gunicorn worker and web container: Redis when the broker or the
 # result store is Redis; otherwise (RabbitMQ with django-db results) a table in the database (migration
 # deploykit 0002) -- no extra service just for counters.
-_throttle_redis = next((url for url in (CELERY_BROKER_URL, CELERY_RESULT_BACKEND)
-                        if url and url.startswith(("redis://", "rediss://"))), None)
+_throttle_redis = next((url for url in (CELERY_BROKER_URL, CELERY_RESULT_BACKEND) if is_redis_url(url)), None)
 if _throttle_redis:
     from redis.backoff import NoBackoff
     from redis.retry import Retry

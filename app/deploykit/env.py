@@ -269,6 +269,11 @@ def url_scheme_problem(url: str, allowed: tuple[str, ...]) -> str | None:
     return f"has an unsupported scheme {scheme!r}: use one of {shown}"
 
 
+def is_redis_url(url: str | None) -> bool:
+    """Whether a broker/result/cache URL points at Redis (the one test every Redis-dependent choice uses)."""
+    return bool(url) and url.startswith(("redis://", "rediss://"))
+
+
 # API rate limits (API_THROTTLE_*): "<requests>/<period>", the period a unit as DRF spells it.
 RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
                 "h": 3600, "hour": 3600, "d": 86400, "day": 86400}

@@ -42,6 +42,8 @@ from kombu.transport import virtual
 from kombu.utils.json import dumps
 from kombu.utils.objects import cached_property
 
+from .env import is_redis_url
+
 logger = logging.getLogger("deploykit.redis_transport")
 
 TRANSPORT = "deploykit.redis_transport:Transport"
@@ -68,7 +70,7 @@ return n
 
 def broker_transport(url: str | None) -> str | None:
     """The kombu transport for a broker URL: the journaling one for Redis, kombu's choice otherwise."""
-    return TRANSPORT if url and url.startswith(("redis://", "rediss://")) else None
+    return TRANSPORT if is_redis_url(url) else None
 
 
 def entries_key(queue: str) -> str:
