@@ -35,6 +35,7 @@ Not journaled: messages that are not Celery tasks (pidbox replies, events: heade
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from time import time
 
 from kombu.transport import redis as kombu_redis
@@ -106,6 +107,22 @@ class Channel(kombu_redis.Channel):
     QoS = QoS
     # The queue whose message is being delivered right now (set around the consumer callback).
     _receiving_from: str | None = None
+    _shared_client = None
+
+    @contextmanager
+    def conn_or_acquire(self, client=None):
+        """kombu builds a new redis.Redis for every command it sends without a client: each publish,
+        receipt, ack and task event. Building one costs ~180 µs of Python (it copies its table of
+        response callbacks), several per task in the worker's main process. A redis.Redis holds no
+        connection (its pool does) and is safe to share between threads, so one per channel and pool
+        serves them all; a new pool (after a reconnect) gets a new one."""
+        if client:
+            yield client
+            return
+        shared = self._shared_client
+        if shared is None or shared.connection_pool is not self.pool:
+            shared = self._shared_client = self._create_client()
+        yield shared
 
     def _journals(self, queue: str, message: dict) -> bool:
         return not self.global_keyprefix and queue not in self._expires and is_task_message(message)
