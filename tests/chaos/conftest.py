@@ -240,7 +240,7 @@ def stack(tmp_path_factory):
     try:
         # Not `up --wait`: on a loaded machine one timed-out health check is final for --wait.
         stack.compose("up", "-d", timeout=420)
-        for service in ("web", "worker", "worker-images", "beat", "flower", "proxy"):
+        for service in ("web", "worker", "worker-io", "worker-images", "beat", "flower", "proxy"):
             stack.wait_healthy(service, timeout=300)
 
         def copy_ca():

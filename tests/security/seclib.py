@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "tests" / "app"))
 from app_services import AppProcess, Redis, app_env, free_port, port_open, wait_for  # noqa: E402,F401
 COMPOSE_FILES = {"redis": ["compose/compose.yaml"], "rabbitmq": ["compose/compose.yaml", "compose/rabbitmq.yaml"]}
 # Services that run the app image (web, Celery, beat, Flower, migrations).
-APP_SERVICES = ("web", "worker", "worker-images", "beat", "flower", "migrate")
+APP_SERVICES = ("web", "worker", "worker-io", "worker-images", "beat", "flower", "migrate")
 # Environment variable names whose values are secrets (docs/configuration.md, .env.example).
 SECRET_NAMES = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "FLOWER_PASSWORD",
                 "DJANGO_SUPERUSER_PASSWORD", "STORAGE_S3_SECRET_ACCESS_KEY", "STORAGE_S3_ACCESS_KEY_ID",

@@ -55,7 +55,7 @@ class Target:
 
 
 # Every queue the app routes to must have a live worker. Worker names start with the queues they
-# consume ("default-io@host" in Compose, one pool per queue such as "default@pod" on Kubernetes).
+# consume ("default@host" or "default-io-images@host", whichever queues a target groups into one pool).
 QUEUES = frozenset({"default", "io", "images"})
 
 

@@ -101,8 +101,8 @@ def test_flower_login_shows_the_workers(browser, target, artifacts, flower_auth)
     try:
         response = page.goto(target.url(target.flower_path + "workers"), wait_until="domcontentloaded")
         assert response.status == 200
-        # "default-io@" in Compose, "default@" where each queue has its own pool (Kubernetes).
-        page.wait_for_selector("text=/default(-io)?@/", timeout=60_000)
+        # "default@" in Compose and on Kubernetes, "default-io-images@" on a VM with one pool.
+        page.wait_for_selector("text=/default(-io)?(-images)?@/", timeout=60_000)
         page.wait_for_selector("text=/images@/", timeout=60_000)
     finally:
         page.screenshot(path=os.path.join(artifacts, "flower-workers.png"), full_page=True)

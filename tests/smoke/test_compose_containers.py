@@ -15,7 +15,8 @@ pytestmark = pytest.mark.compose
 EXPECTED_PROCESS = {
     "proxy": "caddy run",
     "web": "gunicorn",
-    "worker": "celery --app config worker",
+    "worker": "--queues default ",
+    "worker-io": "--queues io --pool threads",
     "worker-images": "--queues images",
     "beat": "run_beat",
     "flower": "flower",
@@ -27,10 +28,10 @@ EXPECTED_PROCESS = {
 # Ports each service must listen on inside the Compose network.
 EXPECTED_PORTS = {"proxy": {8080, 8443}, "web": {8000}, "flower": {5555}, "postgres": {5432}, "redis": {6379},
                   "rabbitmq": {5672}, "s3": {9000}}
-APP_SERVICES = {"web", "worker", "worker-images", "beat", "flower"}
+APP_SERVICES = {"web", "worker", "worker-io", "worker-images", "beat", "flower"}
 # S3 mode (compose.s3.yaml): no shared volume at all -- every file goes through the object store.
 S3_MODE = os.environ.get("SMOKE_STORAGE") == "s3"
-MEDIA_SERVICES = set() if S3_MODE else {"web", "worker", "worker-images"}
+MEDIA_SERVICES = set() if S3_MODE else {"web", "worker", "worker-io", "worker-images"}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def listening_ports(host) -> set[int]:
 
 def test_every_service_runs_and_is_healthy(containers):
     services = {service(c) for c in containers.values()}
-    expected = {"proxy", "web", "worker", "worker-images", "beat", "flower", "postgres"}
+    expected = {"proxy", "web", "worker", "worker-io", "worker-images", "beat", "flower", "postgres"}
     assert expected <= services, services
     assert ("redis" in services) != ("rabbitmq" in services), "exactly one broker"
     for name, c in containers.items():
@@ -133,7 +134,7 @@ def test_no_secret_in_the_environment_of_services_that_do_not_need_it(containers
         "FLOWER_PASSWORD": {"flower"},
         "DJANGO_SUPERUSER_PASSWORD": {"migrate"},
         # Only the processes that touch files (and the store itself); not beat, not Flower.
-        "STORAGE_S3_SECRET_ACCESS_KEY": {"web", "worker", "worker-images", "migrate", "s3-bucket", "s3"},
+        "STORAGE_S3_SECRET_ACCESS_KEY": {"web", "worker", "worker-io", "worker-images", "migrate", "s3-bucket", "s3"},
     }
     for name, c in containers.items():
         svc = service(c)

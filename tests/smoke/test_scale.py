@@ -30,7 +30,7 @@ def scale_workers(compose_cmd, n: int, wait: bool = True) -> None:
 
 
 def default_workers(workers: dict) -> dict:
-    return {name: info for name, info in workers.items() if name.startswith("default-io@") and info.get("stats")}
+    return {name: info for name, info in workers.items() if name.startswith("default@") and info.get("stats")}
 
 
 def sleep_totals(workers: dict) -> dict[str, int]:
