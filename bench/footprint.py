@@ -176,6 +176,8 @@ def idle_memory(stack: Stack) -> dict[str, dict[str, float]]:
             time.sleep(1)
         for service, marker, main_key, child_key in (("worker", "celery", "worker_main", "worker_process"),
                                                      ("worker-images", "celery", "worker_main", "worker_process"),
+                                                     # the io pool: one process, its tasks on threads
+                                                     ("worker-io", "celery", "io_worker", "io_worker_child"),
                                                      ("web", "gunicorn", "web_master", "web_worker")):
             mains, children = children_of_root(stack.processes(service), marker)
             for key, group in ((main_key, mains), (child_key, children)):

@@ -19,7 +19,7 @@ if not 0 <= PORT_OFFSET <= 400:
     sys.exit(f"ERROR: BENCH_PORT_OFFSET must be 0-400 (ports stay within 38000-38999), got {PORT_OFFSET}")
 # Not started: beat (a tick every 15 s onto the default queue) and Flower (an event consumer) would
 # only add noise to what is measured.
-BASE_SERVICES = ["postgres", "migrate", "web", "proxy", "worker", "worker-images", "sink", "slow", "client", "rawc"]
+BASE_SERVICES = ["postgres", "migrate", "web", "proxy", "worker", "worker-io", "worker-images", "sink", "slow", "client", "rawc"]
 
 
 def env_value(env_file: Path, name: str) -> str:
