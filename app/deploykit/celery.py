@@ -15,6 +15,8 @@ from pathlib import Path
 from celery import bootsteps, signals
 from celery.contrib.django.task import DjangoTask
 
+from . import dbconn
+
 logger = logging.getLogger(__name__)
 
 
@@ -125,6 +127,7 @@ def _configure_logging(**kwargs):
 
 def install(app) -> None:
     app.steps["consumer"].add(HeartbeatStep)
+    dbconn.install(app)
     signals.setup_logging.connect(_configure_logging, weak=False)
 
 

@@ -58,6 +58,48 @@ def test_start_migrate_is_idempotent_and_manages_the_superuser(pg):
 
 
 @pytest.mark.postgres
+def test_a_prefork_worker_keeps_its_database_connection_only_across_successful_tasks(pg, start_app, tmp_path,
+                                                                                      monkeypatch):
+    """deploykit.dbconn, with results in PostgreSQL (django-db, as on the RabbitMQ variant): the child's
+    connection survives successful tasks (Celery alone opens one per task), and a failed task closes it."""
+    import psycopg
+    from celery import Celery
+
+    broker = pg.env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/4"
+    env = {**pg.env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": "django-db"}
+    heartbeat = tmp_path / "hb"
+    worker = start_app("start-worker", name="pg-conn-worker", CELERY_WORKER_QUEUES="default",
+                       CELERY_WORKER_CONCURRENCY="1", CELERY_WORKER_HEARTBEAT_FILE=heartbeat, **env)
+    wait_for(lambda: heartbeat.exists() or worker.proc.poll() is not None, 120, "worker heartbeat")
+    assert worker.proc.poll() is None, worker.output()[-3000:]
+    monkeypatch.setenv("CELERY_BROKER_URL", broker)  # Celery prefers it to the broker= argument
+    # Not the current app (shared tasks of later tests must keep resolving to the app's own), no Django fixup.
+    producer = Celery(broker=broker, set_as_current=False, fixups=[])
+    with psycopg.connect(pg.url.replace("postgres://", "postgresql://"), autocommit=True) as watch:
+        def run(*args) -> str:
+            task_id = producer.send_task("jobs.tasks.add", args=args, queue="default").id
+            try:
+                return wait_for(lambda: (watch.execute(
+                    "SELECT status FROM django_celery_results_taskresult WHERE task_id = %s AND status IN "
+                    "('SUCCESS', 'FAILURE')", (task_id,)).fetchone() or [None])[0], 60, f"task {task_id}")
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}\n{worker.output()[-4000:]}") from None
+
+        def worker_backends() -> set[int]:
+            return {pid for (pid,) in watch.execute(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND datname = current_database() AND pid <> pg_backend_pid()").fetchall()}
+
+        assert [run(i, i) for i in range(5)] == ["SUCCESS"] * 5
+        kept = worker_backends()
+        assert len(kept) == 1, f"one connection kept open after successful tasks, found {kept}"
+        assert [run(i, 1) for i in range(5)] == ["SUCCESS"] * 5
+        assert worker_backends() == kept, "the same connection served the next tasks"
+        assert run("text", 1) == "FAILURE"  # TypeError inside the task
+        wait_for(lambda: not (worker_backends() & kept), 30, "the failed task's connection to close")
+
+
+@pytest.mark.postgres
 def test_only_one_beat_runs_the_second_waits_as_standby(pg, start_app, tmp_path):
     """Two beats against one PostgreSQL: the second stands by (logging who holds the lock) and takes
     over when the first stops; a worker runs the ticks."""
