@@ -17,6 +17,8 @@ whole child process, and its connection with it.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from celery import signals, states
 
 # Celery's fixup closes after this many tasks even when reuse is on; larger than any child's life.
@@ -29,18 +31,18 @@ def install(app) -> None:
             worker_fixup = getattr(fixup, "_worker_fixup", None)
             if worker_fixup is not None and worker_fixup._is_prefork():
                 worker_fixup.db_reuse_max = NEVER
-                signals.task_postrun.connect(after_task, weak=False, dispatch_uid="deploykit.dbconn")
+                signals.task_postrun.connect(partial(after_task, worker_fixup), weak=False,
+                                             dispatch_uid="deploykit.dbconn")
 
     # Connected after the fixup's own worker_init handler (the app object exists first), so the
     # worker fixup is in place when this runs.
     signals.worker_init.connect(take_over, weak=False)
 
 
-def after_task(state=None, **_) -> None:
-    from django.db import close_old_connections, connections
+def after_task(worker_fixup, state=None, **_) -> None:
+    from django.db import close_old_connections
 
     if state == states.SUCCESS:
         close_old_connections()
-    else:
-        for conn in connections.all(initialized_only=True):
-            conn.close()
+    else:  # the fixup's own close, as Celery runs it after every task (errors handled its way)
+        worker_fixup._close_database()
