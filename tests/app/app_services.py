@@ -325,6 +325,16 @@ class AppProcess:
         return None
 
 
+def wait_heartbeat(path: Path, proc: AppProcess, timeout: float = 90) -> None:
+    """Until a worker started as PROC touches its heartbeat file (it consumes); fails at once if it exits."""
+    def fresh():
+        if proc.proc.poll() is not None:
+            raise Abort(f"worker exited:\n{proc.output()[-3000:]}")
+        return path.exists()
+
+    wait_for(fresh, timeout, f"worker heartbeat {path}", interval=0.3)
+
+
 def app_env(**overrides) -> dict:
     """The test environment for app/bin/* subprocesses: the virtualenv's bin first on PATH."""
     import sys

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app_services import Abort, AppProcess, Postgres, RabbitMQ, Redis, SMTPServer, app_env, free_port, wait_for
+from app_services import (AppProcess, Postgres, RabbitMQ, Redis, SMTPServer, app_env, free_port, wait_for,
+                          wait_heartbeat)
 
 WORKDIR = Path(tempfile.mkdtemp(prefix="app-tests-"))
 TEST_DB = WORKDIR / "test.sqlite3"
@@ -154,15 +155,6 @@ def start_session_app(logdir):
     yield start
     for proc in reversed(started):
         proc.stop()
-
-
-def wait_heartbeat(path: Path, proc: AppProcess, timeout: float = 90) -> None:
-    def fresh():
-        if proc.proc.poll() is not None:
-            raise Abort(f"worker exited:\n{proc.output()[-3000:]}")
-        return path.exists()
-
-    wait_for(fresh, timeout, f"worker heartbeat {path}", interval=0.3)
 
 
 @pytest.fixture(scope="session")
