@@ -211,6 +211,19 @@ _vt_problem = check_visibility_timeout(
 if _vt_problem:
     env.error("CELERY_VISIBILITY_TIMEOUT", _vt_problem)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# Redis broker (deploykit/lease.py, deploykit/unacked.py): a worker process' lease lasts this long without
+# renewal; what a process held is requeued once its lease expired (it died, or lost Redis that long), by
+# a round every consumer runs every DEPLOYKIT_RECOVERY_INTERVAL seconds in its event loop. Ignored on RabbitMQ.
+DEPLOYKIT_LEASE_TTL = env.int("DEPLOYKIT_LEASE_TTL", 30, minimum=3)
+DEPLOYKIT_RECOVERY_INTERVAL = env.int("DEPLOYKIT_RECOVERY_INTERVAL", 10, minimum=1)
+if _broker_is_redis:
+    CELERY_BROKER_TRANSPORT_OPTIONS.update({
+        "lease_ttl": DEPLOYKIT_LEASE_TTL, "lost_after": DEPLOYKIT_LEASE_TTL,
+        # kombu's own periodic restore, run by every consumer, is deploykit's round: no throttle on top.
+        "unacked_restore_interval": DEPLOYKIT_RECOVERY_INTERVAL, "unacked_restore_throttle": 1,
+        # A round takes milliseconds; a process that dies holding the mutex delays recovery this long.
+        "unacked_mutex_expire": max(60, 2 * DEPLOYKIT_RECOVERY_INTERVAL),
+    })
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 # RabbitMQ: publisher confirms. Without them basic.publish returns before the broker has the message, so a
 # publish the broker drops while it shuts down was answered 202 and never ran (seen: 4 of 150 accepted
@@ -259,12 +272,6 @@ CELERY_BEAT_SCHEDULE = {
     "daily-digest": {"task": "jobs.tasks.send_digest", "schedule": 24 * 3600.0},
     "hourly-cleanup": {"task": "jobs.tasks.cleanup", "schedule": 3600.0},
 }
-# Redis broker: requeue task messages whose worker died or lost the broker this often, instead of after
-# the visibility timeout (deploykit/unacked.py); 0 turns it off. A no-op on RabbitMQ.
-CELERY_UNACKED_RESTORE_INTERVAL = env.int("CELERY_UNACKED_RESTORE_INTERVAL", 30, minimum=0)
-if CELERY_UNACKED_RESTORE_INTERVAL:
-    CELERY_BEAT_SCHEDULE["restore-unacked"] = {
-        "task": "deploykit.restore_unacked", "schedule": float(CELERY_UNACKED_RESTORE_INTERVAL)}
 # Beat holds this lock for its lifetime (PostgreSQL advisory lock; a file lock next to SQLite).
 BEAT_LOCK_ID = 0x0BEA7  # any constant bigint, unique per project sharing a database
 DJANGO_CELERY_BEAT_TZ_AWARE = True

@@ -1,4 +1,4 @@
-"""Celery pieces: bounded redeliveries, the worker heartbeat, logging.
+"""Celery pieces: bounded redeliveries, the worker heartbeat and lease, logging.
 
 `install(app)` wires them into a Celery app; config/celery.py also passes
 `task_cls="deploykit.celery:BoundedRedeliveryTask"` so every task gets the redelivery bound.
@@ -15,7 +15,7 @@ from pathlib import Path
 from celery import bootsteps, signals
 from celery.contrib.django.task import DjangoTask
 
-from . import dbconn
+from . import dbconn, lease
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,21 @@ class HeartbeatStep(bootsteps.StartStopStep):
             pass
 
 
+class LeaseStep(bootsteps.StartStopStep):
+    """Consumer bootstep: takes the worker process' lease (deploykit.lease) before the event loop first
+    consumes, on a Redis broker. The lease is not stopped with the consumer (a reconnect restarts the
+    consumer's steps): it lives until the process exits."""
+
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, c):
+        from .redis_transport import Channel
+
+        if isinstance(c.connection.default_channel, Channel):
+            options = c.app.conf.broker_transport_options or {}
+            lease.start(c.app, options.get("lease_ttl", lease.DEFAULT_TTL), c.hostname)
+
+
 def _configure_logging(**kwargs):
     """Use Django's LOGGING in every Celery process instead of Celery's own set-up."""
     from django.conf import settings
@@ -127,6 +142,7 @@ def _configure_logging(**kwargs):
 
 def install(app) -> None:
     app.steps["consumer"].add(HeartbeatStep)
+    app.steps["consumer"].add(LeaseStep)
     dbconn.install(app)
     signals.setup_logging.connect(_configure_logging, weak=False)
 

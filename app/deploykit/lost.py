@@ -5,16 +5,18 @@ position in its queue. An entry is *absent* when its position is below that of t
 end of every list of its queue (or they are empty) -- so it is in no list, since a list is sorted by
 position -- and it is not in `unacked`. That is the state of a message popped and then lost (Redis
 stopped, the worker's main process died, or its append failed), and, for a few microseconds, of every
-message between BRPOP and its receipt. So deploykit.unacked's beat round requeues an entry only when
-it was absent in the previous round too, and no live worker holds its task. The requeue is one Lua
-script that checks again, atomically, that the entry is still absent, and pushes the exact journaled
-payload back to the pop end of its list (it never ran: the task id and redelivery count are kept).
+message between BRPOP and its receipt. So deploykit.unacked's round requeues an entry only once it has
+been absent for DEPLOYKIT_LEASE_TTL seconds (the time since it was first seen absent is kept, so rounds
+that come late or back to back change nothing). The requeue is one Lua script that checks again,
+atomically, that the entry is still absent, and pushes the journaled payload back to the pop end of its
+list under a new delivery tag (it never ran: the task id and redelivery count are kept; the new tag
+keeps a late ack of a copy that did reach a worker from deleting the requeued one's receipt).
 
 Finding them costs one SMEMBERS per round and, per queue, one LINDEX per priority list plus a ZSCORE,
 and a ZRANGE that returns only absent entries: a backlog of any length costs nothing more. A queue whose pop end
 holds a message the journal does not know (published by something else) is left for later rounds.
-What it cannot tell apart: a message whose worker stalls between BRPOP and append for two whole rounds
-(stopped process) runs twice, and so does one consumed by a client that does not keep the journal
+What it cannot tell apart: a message whose worker stalls between BRPOP and append for a whole lease TTL
+(a stopped process) runs twice, and so does one consumed by a client that does not keep the journal
 (a process with kombu's plain Redis transport, e.g. during the upgrade that introduces the journal).
 """
 
@@ -22,23 +24,26 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
-from .redis_transport import QUEUES_KEY, SEQ_KEY, Channel, entries_key, order_key
+from kombu.utils.json import dumps
+
+from .redis_transport import PUSH_FUNCTION, QUEUES_KEY, SEQ_KEY, Channel, entries_key, order_key
 
 logger = logging.getLogger("deploykit.lost")
 
-# Tags absent in the previous round: requeued when absent in this one too.
-SUSPECTS_KEY = "deploykit.journal_suspects"
+# Absent tags -> when a round first saw them absent.
+SUSPECTS_KEY = "deploykit.journal_absent_since"
 # Bounds one round's work per queue if something went badly wrong (e.g. a flushed list).
 MAX_PER_QUEUE = 1000
 
-# KEYS: journal hash, order zset, unacked hash, counter, target list, then every list of the queue.
-# ARGV: tag. Returns 1 when requeued, 0 when the entry is no longer absent.
-REQUEUE_LUA = """
+# KEYS: journal hash, order zset, unacked hash, counter, target list, queue set, then every list of the
+# queue. ARGV: tag, new tag, new payload, queue. Returns 1 when requeued, 0 when no longer absent.
+REQUEUE_LUA = PUSH_FUNCTION + """
 local pos = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not pos or redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
 pos = tonumber(pos)
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   local tail = redis.call('LINDEX', KEYS[i], -1)
   if tail then
     local ok, message = pcall(cjson.decode, tail)
@@ -48,10 +53,9 @@ for i = 6, #KEYS do
     if not tail_pos or tonumber(tail_pos) <= pos then return 0 end
   end
 end
-local payload = redis.call('HGET', KEYS[1], ARGV[1])
-if not payload then return 0 end
-redis.call('RPUSH', KEYS[5], payload)
-redis.call('ZADD', KEYS[2], -redis.call('INCR', KEYS[4]), ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+push(KEYS[5], KEYS[1], KEYS[2], KEYS[4], KEYS[6], ARGV[2], ARGV[3], 'pop_end', ARGV[4])
 return 1
 """
 
@@ -118,15 +122,17 @@ def _task_id(payload: bytes | None) -> str | None:
         return None
 
 
-def remember(client, absent: dict) -> set[str]:
-    """Store this round's absent tags; return the ones absent in the previous round too."""
-    before = {tag.decode() for tag in client.smembers(SUSPECTS_KEY)}
+def recover(channel, client, now: float) -> dict:
+    """Requeue the entries absent for at least the channel's `lost_after` seconds."""
+    absent = absent_messages(channel, client)
+    since = {tag.decode(): float(at) for tag, at in client.hgetall(SUSPECTS_KEY).items()}
     pipe = client.pipeline()
     pipe.delete(SUSPECTS_KEY)
     if absent:
-        pipe.sadd(SUSPECTS_KEY, *absent).expire(SUSPECTS_KEY, 3600)
+        pipe.hset(SUSPECTS_KEY, mapping={tag: since.get(tag, now) for tag in absent}).expire(SUSPECTS_KEY, 3600)
     pipe.execute()
-    return {tag for tag in absent if tag in before}
+    due = {tag: entry for tag, entry in absent.items() if now - since.get(tag, now) >= channel.lost_after}
+    return {"absent": len(absent), "requeued": len(requeue(channel, client, due)) if due else 0}
 
 
 def requeue(channel, client, lost: dict[str, tuple[str, str]]) -> list[str]:
@@ -138,9 +144,11 @@ def requeue(channel, client, lost: dict[str, tuple[str, str]]) -> list[str]:
         if payload is None:
             continue
         message = json.loads(payload)
+        message["properties"]["delivery_tag"] = new_tag = str(uuid.uuid4())
         target = channel._q_for_pri(queue, channel._get_message_priority(message, reverse=False))
-        keys = [entries_key(queue), order_key(queue), channel.unacked_key, SEQ_KEY, target, *_lists(channel, queue)]
-        if script(keys, [tag], client=client):
+        keys = [entries_key(queue), order_key(queue), channel.unacked_key, SEQ_KEY, target, QUEUES_KEY,
+                *_lists(channel, queue)]
+        if script(keys, [tag, new_tag, dumps(message), queue], client=client):
             requeued.append(task_id)
     if requeued:
         logger.warning("requeued %d task message(s) lost between the queue and the worker (popped, never "

@@ -14,19 +14,24 @@ between publish and receipt:
   pushed to the back (LPUSH) gets +n, one pushed to the pop end (RPUSH, a restore) gets -n. So every
   list, read from its pop end, is in ascending position order, and BRPOP always takes the lowest.
 - receipt (QoS.append): the same MULTI that writes `unacked` removes the tag from the journal.
-- restore (`_do_restore_message`: shutdown, reject(requeue), visibility timeout, deploykit.unacked):
-  re-journals the re-dumped payload (kombu sets the redelivered flags, so the bytes change) at its new
-  position, in the same transaction that takes it out of `unacked`.
+- restore (`_do_restore_message`: shutdown, reject(requeue), deploykit.unacked): re-journals the
+  re-dumped payload under a NEW delivery tag (kombu sets the redelivered flags, so the bytes change) at
+  its new position, in the same transaction that takes it out of `unacked`. A new tag, so a late ack of
+  the original copy cannot delete the `unacked` entry of whoever holds the requeued one.
 - purge / delete of a queue drop its journal.
 
 So the journal holds what is queued, what is between BRPOP and append right now, and what was lost.
 Because a list is sorted by position, an entry whose position is below that of the message at the pop
 end of every list of its queue (LINDEX -1), or whose lists are empty, is provably in none of them: no
 LPOS scan, and a backlog of any length costs one LINDEX per list. deploykit.lost requeues such entries
-when they are absent in two rounds in a row and not in `unacked` (see there).
+once they have been absent for a lease TTL (see there).
+
+The receipt also records the message's owner (deploykit.lease) and renews that lease; the periodic
+restore kombu runs in every consumer (`restore_visible`, every `unacked_restore_interval` seconds) is
+replaced by deploykit.unacked's round, which requeues what a dead owner held.
 
 Cost: a publish is one EVALSHA instead of one LPUSH (same round trip; 5 commands in Redis); a receipt
-adds HDEL + ZREM to its existing MULTI. Memory: one more copy of each queued task message.
+adds HDEL + ZREM + HSET (owner) + SET (lease) to its existing MULTI, an ack one HDEL to its own. Memory: one more copy of each queued task message.
 Not journaled: messages that are not Celery tasks (pidbox replies, events: headers without `id` and
 `task`), queues with an expiry (their lists vanish by themselves), and channels with kombu's
 `global_keyprefix` (its key prefixing does not cover scripts).
@@ -35,38 +40,59 @@ Not journaled: messages that are not Celery tasks (pidbox replies, events: heade
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from contextlib import contextmanager
 from time import time
 
+import celery
+import kombu
 from kombu.transport import redis as kombu_redis
+from kombu.transport.redis import Mutex, MutexHeld
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 from kombu.utils.objects import cached_property
 
+from . import lease
 from .env import is_redis_url
 
 logger = logging.getLogger("deploykit.redis_transport")
+
+# This module and deploykit.unacked/lost/request override private members of kombu's Redis transport and
+# Celery's worker (QoS.append/_remove_from_indices/restore_visible, Channel._put/_do_restore_message,
+# Request.on_failure): they are checked against one minor series, moved together after reading upstream.
+SUPPORTED_SERIES = "5.7"
+for _name, _version in (("kombu", kombu.__version__), ("celery", celery.__version__)):
+    if ".".join(_version.split(".")[:2]) != SUPPORTED_SERIES:
+        raise ImportError(f"deploykit's Redis transport is written for kombu and Celery {SUPPORTED_SERIES}.x; "
+                          f"found {_name} {_version} (kombu {kombu.__version__}, celery {celery.__version__})")
 
 TRANSPORT = "deploykit.redis_transport:Transport"
 SEQ_KEY = "deploykit.journal_seq"
 QUEUES_KEY = "deploykit.journal_queues"
 
 # One script, so taking a position and pushing are atomic: two publishers cannot push in the opposite
-# order of their positions (deploykit.lost relies on every list being sorted by position).
-# KEYS: list, journal hash, order zset, counter, queue set. ARGV: tag, payload, side, queue.
-PUSH_LUA = """
-local n = redis.call('INCR', KEYS[4])
-if ARGV[3] == 'pop_end' then
-  redis.call('RPUSH', KEYS[1], ARGV[2])
-  n = -n
-else
-  redis.call('LPUSH', KEYS[1], ARGV[2])
+# order of their positions (deploykit.lost relies on every list being sorted by position). The function
+# also serves deploykit.unacked's and deploykit.lost's requeue scripts.
+PUSH_FUNCTION = """
+local function push(list, journal, order, seq, queues, tag, payload, side, queue)
+  local n = redis.call('INCR', seq)
+  if side == 'pop_end' then
+    redis.call('RPUSH', list, payload)
+    n = -n
+  else
+    redis.call('LPUSH', list, payload)
+  end
+  redis.call('HSET', journal, tag, payload)
+  redis.call('ZADD', order, n, tag)
+  redis.call('SADD', queues, queue)
+  return n
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], n, ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[4])
-return n
 """
+# KEYS: list, journal hash, order zset, counter, queue set. ARGV: tag, payload, side, queue.
+PUSH_LUA = PUSH_FUNCTION + "return push(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+# The hash of unacked tags -> owner (deploykit.lease) of the worker process that received them.
+OWNERS_KEY = "deploykit.unacked_owner"
 
 
 def broker_transport(url: str | None) -> str | None:
@@ -82,6 +108,15 @@ def order_key(queue: str) -> str:
     return f"deploykit.journal_order:{queue}"
 
 
+def mark_redelivered(payload: dict) -> dict:
+    """A requeued copy: the redelivered flags kombu sets, and a new delivery tag (see the module doc)."""
+    payload.setdefault("headers", {})["redelivered"] = True
+    properties = payload.setdefault("properties", {})
+    properties.setdefault("delivery_info", {})["redelivered"] = True
+    properties["delivery_tag"] = str(uuid.uuid4())
+    return payload
+
+
 def is_task_message(payload: dict) -> bool:
     headers = payload.get("headers") or {}
     return "id" in headers and "task" in headers
@@ -90,21 +125,44 @@ def is_task_message(payload: dict) -> bool:
 class QoS(kombu_redis.QoS):
     def append(self, message, delivery_tag):
         queue = self.channel._receiving_from
-        if queue is None:  # not delivered through a journaling consumer: kombu's own bookkeeping
-            return super().append(message, delivery_tag)
+        owner = lease.current_owner()
         delivery = message.delivery_info
         with self.pipe_or_acquire() as pipe:  # one MULTI: the message moves from journal to unacked
             pipe.zadd(self.unacked_index_key, {delivery_tag: time()}) \
                 .hset(self.unacked_key, delivery_tag,
-                      dumps([message._raw, delivery["exchange"], delivery["routing_key"]])) \
-                .hdel(entries_key(queue), delivery_tag) \
-                .zrem(order_key(queue), delivery_tag) \
-                .execute()
+                      dumps([message._raw, delivery["exchange"], delivery["routing_key"]]))
+            if owner is not None:  # renewed with each receipt: an owned message never has an expired owner
+                pipe.hset(OWNERS_KEY, delivery_tag, owner).set(lease.key(owner), os.getpid(), ex=self.channel.lease_ttl)
+            if queue is not None:  # delivered through a journaling consumer
+                pipe.hdel(entries_key(queue), delivery_tag).zrem(order_key(queue), delivery_tag)
+            pipe.execute()
         virtual.QoS.append(self, message, delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag, pipe=None):
+        return super()._remove_from_indices(delivery_tag, pipe).hdel(OWNERS_KEY, delivery_tag)
+
+    def restore_visible(self, start=0, num=10, interval=10):
+        """kombu calls this in every consumer's event loop (`unacked_restore_interval`); instead of
+        requeueing what is older than the visibility timeout, requeue what a dead owner held."""
+        from . import unacked
+
+        self._vrestore_count += 1
+        if (self._vrestore_count - 1) % (interval or 1):
+            return
+        with self.channel.conn_or_acquire() as client:
+            try:
+                with Mutex(client, self.unacked_mutex_key, self.unacked_mutex_expire):
+                    unacked.recover(self.channel, client)
+            except MutexHeld:
+                pass
 
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    # Transport options of our own (settings.CELERY_BROKER_TRANSPORT_OPTIONS).
+    from_transport_options = kombu_redis.Channel.from_transport_options + ("lease_ttl", "lost_after")
+    lease_ttl = lease.DEFAULT_TTL
+    lost_after = lease.DEFAULT_TTL
     # The queue whose message is being delivered right now (set around the consumer callback).
     _receiving_from: str | None = None
     _shared_client = None
@@ -153,11 +211,7 @@ class Channel(kombu_redis.Channel):
     def _do_restore_message(self, payload, exchange, routing_key, pipe, leftmost=False):
         if self.global_keyprefix or not is_task_message(payload):
             return super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
-        try:
-            payload["headers"]["redelivered"] = True  # as kombu does
-            payload["properties"]["delivery_info"]["redelivered"] = True
-        except KeyError:
-            pass
+        mark_redelivered(payload)
         try:
             for queue in self._lookup(exchange, routing_key):
                 if queue in self._expires:
@@ -167,10 +221,11 @@ class Channel(kombu_redis.Channel):
                 # kombu's `leftmost` is LPUSH: the back of the queue; otherwise the pop end.
                 keys, args = self._push_args(queue, payload, pop_end=not leftmost)
                 self._push_script(keys, args, client=pipe)
-        except self.connection_errors:
-            raise  # aborts the transaction: the message stays in `unacked`
         except Exception:
+            # Aborts the transaction, so the message stays in `unacked` (kombu logs and carries on, and
+            # its MULTI then deletes a message it never pushed back).
             logger.critical("Could not restore message: %r", payload, exc_info=True)
+            raise
 
     def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
         result = super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)

@@ -1,28 +1,26 @@
-"""Redis broker: requeue the task messages no live worker holds, long before the visibility timeout.
+"""Redis broker: requeue the task messages whose worker is gone, as soon as its lease expires.
 
 kombu's Redis transport emulates acknowledgements: a message a worker receives is copied into the
-`unacked` hash, and leaves it when the worker acks it, or puts it back on its queue when the worker
-shuts down or loses the connection. Two faults leave it behind:
+`unacked` hash, and leaves it when the worker acks it, or goes back on its queue when the worker shuts
+down or loses the connection. Two faults leave it behind: the worker's main process dies (kill -9, the
+OOM killer, a lost host; celery/celery#4984), or the broker restarts while the worker holds it
+(celery/celery#1307). kombu alone brings such a message back once it is older than the visibility
+timeout, which must outlast the longest task and ETA (an hour), or long tasks run twice.
 
-- the worker's main process dies (kill -9, the OOM killer, a lost host): nobody restores it
-  (celery/celery#4984);
-- the broker restarts while the worker holds it: the worker drops it and restores it at once, while
-  Redis is still down, which fails (celery/celery#1307, "Restore unacked on broker reconnection").
+`recover()` is the round that replaces kombu's `restore_visible` in every consumer (deploykit.redis_transport;
+kombu runs it from the worker's event loop every DEPLOYKIT_RECOVERY_INTERVAL seconds, under its
+`unacked_mutex`, so recovery never waits behind user work). Per round:
 
-kombu brings such a message back only once it is older than the visibility timeout
-(CELERY_VISIBILITY_TIMEOUT, 1 h). Shortening that is no fix: it must outlast the longest task and ETA,
-or long tasks run twice. `restore_orphans()` closes the gap instead: it asks every live worker which
-tasks it holds (inspect scheduled, reserved, active) and requeues each unacked message, delivered
-before the question, whose task none of them held in two rounds in a row. Beat runs a round every
-CELERY_UNACKED_RESTORE_INTERVAL seconds (deploykit.tasks.restore_unacked), so a stranded message is
-back on its queue within about two intervals. On RabbitMQ it does nothing: the broker requeues itself.
+- each `unacked` message names its owner (deploykit.lease); owners whose lease key has expired are
+  dead, and their messages go back to the pop end of their queue, each in one Lua script that checks
+  again that the lease is gone and the entry unchanged, and pushes the copy under a new delivery tag;
+- a message with no owner (received by a process without the lease, e.g. kombu's plain transport
+  during an upgrade) keeps kombu's rule: requeued once older than the visibility timeout;
+- messages popped and never recorded (deploykit.lost) are requeued once absent for a lease TTL.
 
-The price: a live worker that misses both questions looks dead, and the tasks it holds may run twice.
-Rounds where no worker answers, or the answers disagree, change nothing; tasks must be idempotent
-anyway (acks_late), and a requeued message counts as a redelivery (deploykit.celery).
-
-The same round also requeues what the `unacked` hash never saw: a message popped off its queue and lost
-before the worker recorded it (deploykit.lost, with the publish journal of deploykit.redis_transport).
+A live worker -- draining on a warm shutdown, busy, holding ETA or rate-limited tasks -- keeps its lease,
+so nothing it holds is touched however long it takes. Cost of a round with nothing to do: one HGETALL of
+the owners, one EXISTS per live owner, the journal check of deploykit.lost.
 """
 
 from __future__ import annotations
@@ -31,105 +29,99 @@ import json
 import logging
 import time
 
-from . import lost
+from kombu.utils.json import dumps
+
+from . import lease, lost
+from .redis_transport import OWNERS_KEY, PUSH_FUNCTION, QUEUES_KEY, SEQ_KEY, entries_key, mark_redelivered, order_key
 
 logger = logging.getLogger("deploykit.unacked")
 
-# Only messages delivered this long before the workers were asked are considered: covers clock skew
-# between hosts (the delivery time is the receiving worker's clock).
-MIN_AGE_SECONDS = 15.0
-LOCK_KEY = "deploykit.unacked_restore"
-# Messages no worker held in the previous round: requeued only when still unheld in the next one, so
-# one late answer (a worker busy for a few seconds) does not make a task run twice.
-SUSPECTS_KEY = "deploykit.unacked_suspects"
+# The time of the last round, for operators and tests ("has a round run since ...").
+LAST_ROUND_KEY = "deploykit.recovery_last_round"
+
+# KEYS: unacked hash, unacked index, owners hash, owner's lease, target list, journal hash, order zset,
+#       counter, queue set. ARGV: old tag, owner, new tag, new payload, queue, journal ('1' or '0').
+RECOVER_LUA = PUSH_FUNCTION + """
+if redis.call('EXISTS', KEYS[4]) == 1 or redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2]
+   or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[6] == '1' then
+  push(KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[3], ARGV[4], 'pop_end', ARGV[5])
+else
+  redis.call('RPUSH', KEYS[5], ARGV[4])
+end
+return 1
+"""
 
 
-def held_task_ids(app, timeout: float) -> set[str] | None:
-    """Ids of the tasks the live workers hold; None when no worker answered or their answers disagree.
-
-    Asked in the order a task moves (scheduled -> reserved -> active), so a task that moves between
-    two questions is still seen once.
-    """
-    held: set[str] = set()
-    workers = None
-    for question in ("scheduled", "reserved", "active"):
-        # The first question waits the whole timeout; the next ones only until the same workers answered.
-        inspect = app.control.inspect(timeout=timeout, limit=len(workers) if workers else None)
-        replies = getattr(inspect, question)() or {}
-        if not replies or (workers is not None and set(replies) != workers):
-            logger.warning("no usable answer to inspect %s (workers %s, before %s); skipping this round",
-                           question, sorted(replies), sorted(workers or ()))
-            return None
-        workers = set(replies)
-        for requests in replies.values():
-            for item in requests:
-                held.add(item.get("request", item)["id"])  # scheduled entries wrap the request
-    return held
-
-
-def _task_id(raw: bytes | None) -> str | None:
-    try:
-        return json.loads(raw)[0]["headers"]["id"]
-    except (ValueError, LookupError, TypeError):
-        return None  # acked meanwhile, or not a Celery task message (protocol 2): never touched
+def recover(channel, client, now: float | None = None) -> dict:
+    """One round (the caller holds kombu's unacked mutex); returns what it found and did."""
+    now = time.time() if now is None else now
+    owners = {tag.decode(): owner.decode() for tag, owner in client.hgetall(OWNERS_KEY).items()}
+    distinct = sorted(set(owners.values()))
+    pipe = client.pipeline(transaction=False)
+    for owner in distinct:
+        pipe.exists(lease.key(owner))
+    dead = {owner for owner, alive in zip(distinct, pipe.execute()) if not alive}
+    orphans = [tag for tag, owner in owners.items() if owner in dead]
+    summary = {"owned": len(owners), "dead_owners": len(dead), "restored": 0, "expired": 0}
+    if orphans:
+        summary["restored"] = _restore_orphans(channel, client, orphans, owners)
+    # No owner: kombu's own rule (visibility timeout).
+    stale = [tag.decode() for tag in
+             client.zrange(channel.unacked_index_key, 0, now - channel.visibility_timeout, byscore=True)]
+    for tag in stale:
+        if tag not in owners:
+            channel.qos.restore_by_tag(tag, client)
+            summary["expired"] += 1
+    if lost.journals(channel):
+        summary.update(lost.recover(channel, client, now))
+    client.set(LAST_ROUND_KEY, f"{now:.3f}")
+    return summary
 
 
-def restore_orphans(app, timeout: float = 5.0, min_age: float = MIN_AGE_SECONDS) -> dict:
-    """One round: requeue the unacked messages no live worker held in this round and the previous one."""
+def _restore_orphans(channel, client, tags: list[str], owners: dict[str, str]) -> int:
+    script = client.register_script(RECOVER_LUA)
+    restored = []
+    for tag in tags:
+        raw = client.hget(channel.unacked_key, tag)
+        if raw is None:
+            continue  # acked meanwhile
+        payload, exchange, routing_key = json.loads(raw)
+        queues = channel._lookup(exchange, routing_key)
+        if len(queues) != 1:  # not a Celery task message: kombu's own restore, all or nothing
+            channel.qos.restore_by_tag(tag, client)
+            continue
+        queue = queues[0]
+        mark_redelivered(payload)
+        journal = "1" if channel._journals(queue, payload) else "0"
+        target = channel._q_for_pri(queue, channel._get_message_priority(payload, reverse=False))
+        keys = [channel.unacked_key, channel.unacked_index_key, OWNERS_KEY, lease.key(owners[tag]), target,
+                entries_key(queue), order_key(queue), SEQ_KEY, QUEUES_KEY]
+        args = [tag, owners[tag], payload["properties"]["delivery_tag"], dumps(payload), queue, journal]
+        if script(keys, args, client=client):
+            restored.append(payload.get("headers", {}).get("id", tag))
+    if restored:
+        logger.warning("requeued %d task message(s) whose worker's lease expired (it died or lost the broker "
+                       "for a whole DEPLOYKIT_LEASE_TTL): %s", len(restored), ", ".join(map(str, restored[:20])))
+    return len(restored)
+
+
+def restore_orphans(app) -> dict:
+    """Run one round now, outside a worker (tests, a management shell): under the same mutex."""
+    from kombu.transport.redis import Mutex, MutexHeld
+
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         if not getattr(channel, "ack_emulation", False):
             return {"skipped": f"{conn.transport_cls} acknowledges in the broker"}
         client = channel.client
-        lock = client.lock(LOCK_KEY, timeout=max(60.0, 10 * timeout))
-        if not lock.acquire(blocking=False):
-            return {"skipped": "another round is running"}
         try:
-            return _round(app, channel, client, timeout, min_age)
-        finally:
-            try:
-                lock.release()
-            except Exception:  # noqa: BLE001 - expired: at worst two rounds overlap, both transactional
-                pass
-
-
-def _round(app, channel, client, timeout: float, min_age: float) -> dict:
-    asked_at = time.time()
-    old = client.zrange(channel.unacked_index_key, 0, asked_at - min_age, byscore=True)
-    absent = lost.absent_messages(channel, client) if lost.journals(channel) else {}
-    missing = {tag: absent[tag] for tag in lost.remember(client, absent)}  # absent in two rounds in a row
-    summary = {"unacked": len(old), "restored": 0, "absent": len(absent), "requeued": 0}
-    if not old:
-        client.delete(SUSPECTS_KEY)
-    if not old and not missing:  # the usual case: no worker is asked anything
-        return summary
-    held = held_task_ids(app, timeout)
-    if held is None:
-        return {**summary, "skipped": "no usable answer from the workers"}
-    summary["held"] = len(held)
-    if old:
-        summary.update(_restore_unheld(channel, client, old, held))
-    summary["requeued"] = len(lost.requeue(channel, client, {
-        tag: entry for tag, entry in missing.items() if entry[1] not in held}))
-    return summary
-
-
-def _restore_unheld(channel, client, old: list, held: set[str]) -> dict:
-    unheld = {tag: task_id for tag in old
-              if (task_id := _task_id(client.hget(channel.unacked_key, tag))) and task_id not in held}
-    suspects = client.smembers(SUSPECTS_KEY)
-    restored = []
-    for tag, task_id in unheld.items():
-        if tag in suspects:
-            # A transaction watching the hash: a message acked meanwhile is not requeued.
-            channel.qos.restore_by_tag(tag, client)
-            restored.append(task_id)
-    pipe = client.pipeline()
-    pipe.delete(SUSPECTS_KEY)
-    if waiting := [tag for tag in unheld if tag not in suspects]:
-        pipe.sadd(SUSPECTS_KEY, *waiting).expire(SUSPECTS_KEY, 3600)
-    pipe.execute()
-    if restored:
-        logger.warning("requeued %d task message(s) no live worker held (its worker died or lost the "
-                       "broker): %s", len(restored), ", ".join(restored[:20]))
-    return {"suspected": len(waiting), "restored": len(restored)}
+            with Mutex(client, channel.unacked_mutex_key, channel.unacked_mutex_expire):
+                return recover(channel, client)
+        except MutexHeld:
+            return {"skipped": "another round is running"}

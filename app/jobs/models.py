@@ -94,3 +94,18 @@ class SentEmail(models.Model):
 
     def __str__(self):
         return f"{self.subject} -> {self.to}"
+
+
+class Execution(models.Model):
+    """One row per run of jobs.tasks.side_effect, written when it starts: the fault tests count runs per
+    task id, so a task that ran twice shows as duplicated = rows - distinct task ids (tests/chaos), and
+    done = distinct task ids with a finished run."""
+
+    task_id = models.CharField(max_length=64, db_index=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    started = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)  # empty: the run was killed
+
+    def __str__(self):
+        return f"{self.task_id} on {self.hostname}:{self.pid}"

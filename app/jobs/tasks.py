@@ -28,7 +28,7 @@ from django.utils import timezone
 from deploykit.celery import BoundedRedeliveryTask
 from PIL import Image, ImageOps
 
-from .models import BeatTick, Report, SentEmail, Status, TaskRecord, UploadedImage
+from .models import BeatTick, Execution, Report, SentEmail, Status, TaskRecord, UploadedImage
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,26 @@ def crash(exit_code: int = 1) -> None:
     """
     logger.warning("crash task: killing this worker process")
     os._exit(exit_code)
+
+
+def _record_execution(task, seconds: float) -> float:
+    run = Execution.objects.create(task_id=task.request.id or "", hostname=socket.gethostname(), pid=os.getpid())
+    time.sleep(seconds)
+    Execution.objects.filter(pk=run.pk).update(finished=timezone.now())
+    return seconds
+
+
+@shared_task(bind=True)
+def side_effect(self, seconds: float = 0) -> float:
+    """A task with a side effect, for fault tests: appends one Execution row per run (its task id), then
+    sleeps. Not exposed in the API: the tests count runs, not results."""
+    return _record_execution(self, seconds)
+
+
+@shared_task(bind=True, rate_limit="20/m")
+def side_effect_limited(self, seconds: float = 0) -> float:
+    """side_effect behind a rate limit: a burst waits in the worker's token bucket, held but not running."""
+    return _record_execution(self, seconds)
 
 
 DEMO_TASKS = {"add": add, "multiply": multiply, "sleep": sleep, "noop": noop}

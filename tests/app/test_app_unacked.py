@@ -1,26 +1,31 @@
-"""Integration: deploykit.unacked requeues the Redis messages of a dead worker, and only those; with the
-publish journal (deploykit.redis_transport, deploykit.lost) also a message popped and never recorded.
+"""Integration: on Redis, a message goes back on its queue only once the lease of the worker process that
+received it has expired (deploykit.lease, deploykit.unacked); with the publish journal
+(deploykit.redis_transport, deploykit.lost) also a message popped and never recorded.
 
 Own redis-server and workers (the session worker would pick the tasks up too), so which worker holds
-what is known. The Compose-level proof is tests/chaos (Redis restart, kill -9 of a worker).
+what is known. Runs are counted with jobs.tasks.side_effect (one Execution row per run). The
+Compose-level proof is tests/chaos (warm shutdown with long tasks, rate-limited burst, kill -9).
 """
 
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 import redis
 from app_services import AppProcess, Redis, app_env, switch_broker, wait_for, wait_state
 
-from deploykit import lost
+from deploykit import lease, lost, unacked
 from deploykit.models import TaskDelivery
-from deploykit.redis_transport import entries_key, order_key
-from deploykit.unacked import restore_orphans
+from deploykit.redis_transport import OWNERS_KEY, entries_key, order_key
 from jobs import tasks
+from jobs.models import Execution
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+QUEUES = ("default", "io", "images")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +42,14 @@ def own_redis(tmp_path_factory, django_db_setup, redis_server):
     finally:
         switch_broker(app, **saved)
         server.stop()
+
+
+@pytest.fixture
+def client(own_redis):
+    """A raw client on the test's Redis, with no message, journal, lease or owner left by an earlier test."""
+    raw = redis.Redis(port=own_redis.port)
+    raw.delete(*QUEUES, "unacked", "unacked_index", "unacked_mutex", *raw.keys("deploykit.*"))
+    return raw
 
 
 @pytest.fixture
@@ -59,10 +72,6 @@ def start_worker(own_redis, logdir, tmp_path):
         proc.stop()
 
 
-def unacked_count(server) -> int:
-    return redis.Redis(port=server.port).hlen("unacked")
-
-
 def kill_worker(proc: AppProcess) -> None:
     """kill -9 of the main process and its pool children: nothing is left to restore the message."""
     pid = proc.proc.pid
@@ -73,40 +82,81 @@ def kill_worker(proc: AppProcess) -> None:
     proc.proc.wait(30)
 
 
-def test_only_messages_no_live_worker_holds_are_requeued(own_redis, start_worker):
-    victim = start_worker("victim")
-    stranded = tasks.sleep.delay(1)
-    wait_state(stranded, states=("STARTED",), timeout=60)
+def runs(*results) -> dict[str, int]:
+    return {r.id: Execution.objects.filter(task_id=r.id).count() for r in results}
+
+
+def owners(client) -> set[str]:
+    return {owner.decode() for owner in client.hvals(OWNERS_KEY)}
+
+
+def test_a_draining_worker_keeps_what_it_holds_however_long_rounds_run_meanwhile(client, start_worker):
+    """A warm shutdown waits for a task that outlasts several rounds and leases: no round may requeue it,
+    nor the prefetched, ETA and rate-limited messages the draining worker holds (kombu gives those back
+    at shutdown). The other worker runs a round every second; the test runs its own too."""
+    fast = {"DEPLOYKIT_RECOVERY_INTERVAL": "1", "DEPLOYKIT_LEASE_TTL": "3"}
+    drainer = start_worker("drainer", CELERY_WORKER_PREFETCH_MULTIPLIER="4", **fast)
+    long = tasks.side_effect.delay(10)
+    wait_for(lambda: Execution.objects.filter(task_id=long.id).exists(), 60, "the long task to start")
+    later = tasks.side_effect.apply_async((0,), countdown=6)
+    limited = [tasks.side_effect_limited.delay(0) for _ in range(3)]
+    wait_for(lambda: client.hlen("unacked") == 5, 30, "every message received by the drainer")
+    assert len(owners(client)) == 1 and client.exists(lease.key(owners(client).pop()))
+
+    start_worker("survivor", **fast)
+    drainer.proc.send_signal(signal.SIGTERM)  # warm shutdown: waits for the running task
+    rounds = []
+    while drainer.proc.poll() is None:
+        rounds.append(unacked.restore_orphans(tasks.side_effect.app))
+        time.sleep(1)
+    assert drainer.proc.returncode == 0, drainer.output()[-3000:]
+    assert len(rounds) >= 5 and all(r.get("restored", 0) == 0 for r in rounds), rounds
+
+    for result in (long, later, *limited):
+        assert wait_state(result, timeout=120).state == "SUCCESS"
+    assert runs(long, later, *limited) == {r.id: 1 for r in (long, later, *limited)}
+    assert not TaskDelivery.objects.filter(key=f"{long.id}:0").exists()  # never redelivered
+    wait_for(lambda: client.hlen("unacked") == 0 and client.hlen(OWNERS_KEY) == 0, 30, "the acks")
+
+
+def test_a_killed_workers_messages_come_back_once_its_lease_expired_under_a_new_tag(client, start_worker):
+    victim = start_worker("victim", DEPLOYKIT_LEASE_TTL="4")
+    stranded = tasks.side_effect.delay(30)
+    wait_for(lambda: Execution.objects.filter(task_id=stranded.id).exists(), 60, "the task to start")
+    (old_tag,) = client.hkeys("unacked")
+    (owner,) = owners(client)
     kill_worker(victim)
-    assert unacked_count(own_redis) == 1  # kombu alone would restore it after the visibility timeout
-    # Nobody answers: nothing is touched (a lost broadcast must not look like dead workers).
-    assert restore_orphans(tasks.sleep.app, min_age=0)["skipped"] == "no usable answer from the workers"
+    # The lease outlives the process by up to a TTL: nothing moves yet.
+    assert client.exists(lease.key(owner)) and unacked.restore_orphans(tasks.sleep.app)["restored"] == 0
+    wait_for(lambda: not client.exists(lease.key(owner)), 30, "the dead worker's lease to expire")
+    summary = unacked.restore_orphans(tasks.sleep.app)
+    assert summary["restored"] == 1 and summary["dead_owners"] == 1, summary
+    assert client.hlen("unacked") == 0 and client.hlen(OWNERS_KEY) == 0
+    (payload,) = [json.loads(raw) for raw in client.lrange("default", 0, -1)]
+    assert payload["headers"]["id"] == stranded.id and payload["headers"]["redelivered"] is True
+    assert payload["properties"]["delivery_tag"] != old_tag.decode()
+    assert unacked.restore_orphans(tasks.sleep.app)["restored"] == 0  # once
 
-    start_worker("survivor", CELERY_WORKER_PREFETCH_MULTIPLIER="2")
-    running, waiting = tasks.sleep.delay(20), tasks.sleep.delay(1)  # held: one active, one reserved
-    wait_state(running, states=("STARTED",), timeout=60)
-    wait_for(lambda: unacked_count(own_redis) == 3, 30, "both new messages delivered")
-    first = restore_orphans(tasks.sleep.app, min_age=0)
-    assert first == {"unacked": 3, "held": 2, "suspected": 1, "restored": 0, "absent": 0, "requeued": 0}, first
-    second = restore_orphans(tasks.sleep.app, min_age=0)  # still unheld: requeued now
-    assert second == {"unacked": 3, "held": 2, "suspected": 0, "restored": 1, "absent": 0, "requeued": 0}, second
-
-    assert wait_state(stranded, timeout=90).state == "SUCCESS"
-    assert wait_state(running).state == "SUCCESS" and wait_state(waiting).state == "SUCCESS"
-    wait_for(lambda: unacked_count(own_redis) == 0, 30, "the acks (late: just after the results)")
-    # Only the stranded message came back (counted as a redelivery); the held ones ran once.
+    start_worker("survivor")
+    assert wait_state(stranded, timeout=120).state == "SUCCESS"
+    # Two runs: the killed one and the redelivery (a crash: duplicates bounded by what was in flight).
+    assert runs(stranded) == {stranded.id: 2}
     assert list(TaskDelivery.objects.values_list("key", "count")) == [(f"{stranded.id}:0", 1)]
 
 
-QUEUES = ("default", "io", "images")
-
-
-@pytest.fixture
-def client(own_redis):
-    """A raw client on the test's Redis, with no message, journal or suspect left by an earlier test."""
-    raw = redis.Redis(port=own_redis.port)
-    raw.delete(*QUEUES, "unacked", "unacked_index", *raw.keys("deploykit.*"))
-    return raw
+def test_a_late_ack_of_the_first_copy_leaves_the_requeued_copys_receipt(client):
+    app = tasks.sleep.app
+    tasks.sleep.delay(0)
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        first = channel.basic_get("default")
+        first.reject(requeue=True)  # back on the queue, as a worker's restore does
+        second = channel.basic_get("default")
+        assert second.delivery_tag != first.delivery_tag
+        channel.qos._remove_from_indices(first.delivery_tag).execute()  # the original's late ack
+        assert client.hexists("unacked", second.delivery_tag)
+        second.ack()
+    assert client.hlen("unacked") == 0
 
 
 def journal(client, queue: str) -> dict[bytes, bytes]:
@@ -132,7 +182,7 @@ def test_the_journal_holds_a_task_message_from_publish_to_receipt(client, start_
     assert client.llen("default") == 0
 
 
-def test_a_message_popped_and_never_recorded_is_requeued_once_and_nothing_else(client, start_worker):
+def test_a_message_popped_and_never_recorded_is_requeued_after_a_lease_ttl_and_nothing_else(client):
     app = tasks.sleep.app
     with app.producer_or_acquire() as producer:  # a backlog nobody consumes: never absent, never touched
         for _ in range(2000):
@@ -151,23 +201,20 @@ def test_a_message_popped_and_never_recorded_is_requeued_once_and_nothing_else(c
     # The window of celery/kombu#305: BRPOP took it, the worker died before writing `unacked`.
     assert client.brpop("io", timeout=5) == (b"io", requeued_bytes)
 
-    first = restore_orphans(app, min_age=0)  # absent once: remembered, nobody asked
-    assert first == {"unacked": 0, "restored": 0, "absent": 1, "requeued": 0}, first
-
-    start_worker("holder")
-    running = tasks.sleep.delay(20)
-    wait_state(running, states=("STARTED",), timeout=60)
-    second = restore_orphans(app, min_age=0)  # absent twice and held by no worker: requeued
-    assert second == {"unacked": 1, "held": 1, "suspected": 0, "restored": 0, "absent": 1, "requeued": 1}, second
-    assert client.lrange("io", 0, -1) == [requeued_bytes]  # the exact message, at the pop end
-    third = restore_orphans(app, min_age=0)
-    assert third == {"unacked": 1, "held": 1, "suspected": 0, "restored": 0, "absent": 0, "requeued": 0}, third
-    with app.connection_for_write() as conn:  # the script checks again: a queued message is left alone
-        tag = next(iter(journal(client, "io"))).decode()
-        assert lost.requeue(conn.default_channel, client, {tag: ("io", doomed.id)}) == []
-    assert client.llen("io") == 1 and client.llen("images") == 2000 and client.hlen("unacked") == 1
-
-    start_worker("io-worker", CELERY_WORKER_QUEUES="io")
-    assert wait_state(doomed, timeout=90).state == "SUCCESS"
-    assert wait_state(running).state == "SUCCESS"
-    assert journal(client, "io") == {} and client.llen("images") == 2000
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        t0 = time.time()
+        first = unacked.recover(channel, client, now=t0)  # absent: remembered, not yet requeued
+        assert (first["absent"], first["requeued"]) == (1, 0), first
+        early = unacked.recover(channel, client, now=t0 + channel.lost_after - 1)  # rounds, not seconds
+        assert (early["absent"], early["requeued"]) == (1, 0), early
+        due = unacked.recover(channel, client, now=t0 + channel.lost_after)
+        assert (due["absent"], due["requeued"]) == (1, 1), due
+        (back,) = [json.loads(raw) for raw in client.lrange("io", 0, -1)]  # at the pop end, a new tag
+        assert back["headers"]["id"] == doomed.id
+        assert back["properties"]["delivery_tag"] != json.loads(requeued_bytes)["properties"]["delivery_tag"]
+        after = unacked.recover(channel, client, now=t0 + 10 * channel.lost_after)
+        assert (after["absent"], after["requeued"]) == (0, 0), after
+        tag = next(iter(journal(client, "io"))).decode()  # the script checks again: a queued one stays
+        assert lost.requeue(channel, client, {tag: ("io", doomed.id)}) == []
+    assert client.llen("io") == 1 and client.llen("images") == 2000

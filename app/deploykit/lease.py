@@ -1,0 +1,109 @@
+"""Redis broker: each worker process holds a lease, and every message it receives names it as owner.
+
+A message a worker received sits in kombu's `unacked` hash until the ack. Who may put it back on its
+queue, and when? Not "whoever does not answer `inspect`": on a warm shutdown Celery closes a worker's
+remote control first and only then waits for its pool, so a draining worker is silent while it still
+runs its tasks, and so is a busy or partitioned one (that rule ran long tasks twice on every deploy).
+
+Instead, as Sidekiq Pro's super_fetch does with its private queues: each worker's main process keeps
+a key `deploykit.lease:<owner>` alive with a TTL (DEPLOYKIT_LEASE_TTL) from a thread of its own, which
+runs until the process exits -- through a warm shutdown that waits for a long task, a rate-limit
+bucket, or ETA tasks waiting for their time. The receipt (deploykit.redis_transport.QoS.append)
+records the owner of each message; deploykit.unacked requeues a message only once its owner's lease
+has expired: the process is gone (kill -9, OOM, a lost host) or could not reach Redis for a whole TTL.
+The owner id is unique per process start, so a container restarted under the same hostname does not
+revive the lease of the process it replaces.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import uuid
+
+logger = logging.getLogger("deploykit.lease")
+
+PREFIX = "deploykit.lease:"
+DEFAULT_TTL = 30
+
+_current: Lease | None = None
+_lock = threading.Lock()
+
+
+def key(owner: str) -> str:
+    return PREFIX + owner
+
+
+def current_owner() -> str | None:
+    """The owner id of this process' lease; None where no lease runs (web, beat, a pool child)."""
+    lease = _current
+    return lease.owner if lease is not None and lease.pid == os.getpid() else None
+
+
+class Lease:
+    def __init__(self, app, ttl: float, hostname: str | None = None):
+        self.app = app
+        self.ttl = max(3, int(ttl))
+        self.pid = os.getpid()
+        self.owner = f"{hostname or socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self._stopping = threading.Event()
+        self._connection = None
+
+    def _client(self):
+        if self._connection is None:
+            self._connection = self.app.connection_for_write()
+        return self._connection.default_channel.client
+
+    def renew(self) -> None:
+        self._client().set(key(self.owner), self.pid, ex=self.ttl)
+
+    def _run(self) -> None:
+        # A third of the TTL: two renewals may fail (a Redis restart) before the lease expires.
+        while not self._stopping.wait(self.ttl / 3):
+            try:
+                self.renew()
+            except Exception as exc:  # noqa: BLE001 - keep trying: the lease expires only after a whole TTL
+                logger.warning("cannot renew worker lease %s: %s", self.owner, exc)
+                self._reset()
+
+    def _reset(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 - a broken connection: dropped either way
+                pass
+
+    def release(self) -> None:
+        """At exit: the messages still recorded under this owner (none after a clean warm shutdown) are
+        requeued by the next round instead of one TTL later."""
+        if os.getpid() != self.pid:  # a forked pool child inherits atexit hooks, not the lease
+            return
+        self._stopping.set()
+        try:
+            self._client().delete(key(self.owner))
+        except Exception as exc:  # noqa: BLE001 - the lease expires by itself
+            logger.info("worker lease %s left to expire: %s", self.owner, exc)
+        self._reset()
+
+
+def start(app, ttl: float, hostname: str | None = None) -> Lease:
+    """Take this process' lease (once per process) before it consumes; renewed until the process exits."""
+    global _current
+    with _lock:
+        if _current is not None and _current.pid == os.getpid():
+            return _current
+        lease = Lease(app, ttl, hostname)
+        try:
+            lease.renew()
+        except Exception as exc:  # noqa: BLE001 - Redis down at start: the thread keeps trying
+            logger.warning("cannot take worker lease %s yet: %s", lease.owner, exc)
+            lease._reset()
+        threading.Thread(target=lease._run, name="deploykit-lease", daemon=True).start()
+        atexit.register(lease.release)
+        _current = lease
+        logger.info("worker lease %s (TTL %d s)", lease.owner, lease.ttl)
+        return lease
