@@ -27,13 +27,13 @@ chaos-rabbitmq: venv docker images ## The fault tests on the RabbitMQ variant (p
 	CHAOS_BROKER=rabbitmq $(SECURITY_PYTEST) tests/chaos -s $(PYTEST_ARGS)
 
 # The part of the fault tests `make test` runs (docs/reliability.md): the faults that end within seconds on
-# the Redis stack, plus the broker restart during a burst (100 tasks here): the loss the publish journal
-# closes (deploykit/redis_transport.py) is checked on every CI run. Left out: the 1,000-task burst, rolling
-# recreate, sustained load and the second beat (minutes each), and the worker main-process kill (waits for
-# restore rounds).
-CHAOS_CI_TESTS := pool_child or postgres_stop or broker_stopped or test_poison or broker_restart
+# the Redis stack, the broker restart during a burst (100 tasks here: the loss the publish journal closes),
+# and tests/chaos/test_delivery.py (runs counted per task id: warm shutdown with long tasks, a rate-limited
+# burst with countdown tasks, kill -9 of pool children and of the worker's main process). Left out: the
+# 1,000-task burst, rolling recreate, sustained load and the second beat (minutes each).
+CHAOS_CI_TESTS := test_delivery or postgres_stop or broker_stopped or test_poison or broker_restart
 CHAOS_CI_HTTPS_PORT ?= 27443
 CHAOS_CI_HTTP_PORT ?= 27080
-chaos-ci: venv docker images ## The fast part of `make chaos` that `make test` runs (Redis; project sec-chaos-ci, ports 27443/27080): kill -9 of pool processes mid-task, broker restart during a burst, poison image and task, PostgreSQL and broker stopped (~2-5 min)
+chaos-ci: venv docker images ## The part of `make chaos` that `make test` runs (Redis; project sec-chaos-ci, ports 27443/27080): runs counted per task id through warm shutdown, rate limit, countdown and kill -9; broker restart during a burst, poison image and task, PostgreSQL and broker stopped (~6-8 min)
 	CHAOS_BROKER=redis CHAOS_BURST=$${CHAOS_BURST:-100} CHAOS_PROJECT=sec-chaos-ci CHAOS_HTTPS_PORT=$(CHAOS_CI_HTTPS_PORT) CHAOS_HTTP_PORT=$(CHAOS_CI_HTTP_PORT) \
 		$(SECURITY_PYTEST) tests/chaos -s -k "$(CHAOS_CI_TESTS)" $(PYTEST_ARGS)

@@ -255,3 +255,43 @@ def stack(tmp_path_factory):
         raise
     finally:
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
+
+
+# --- runs of tasks with a side effect (jobs.tasks.side_effect: one jobs_execution row per run) ----------
+def send_side_effects(stack: Stack, count: int, seconds: float = 0, task: str = "side_effect", **options) -> list[str]:
+    """Enqueue `count` side-effect tasks from a Django shell in a worker container; their ids."""
+    code = ("import json; from jobs import tasks; "
+            f"print(json.dumps([tasks.{task}.apply_async(({seconds!r},), **{options!r}).id for _ in range({count})]))")
+    return json.loads(stack.django(code).splitlines()[-1])
+
+
+def runs(stack: Stack) -> dict[str, tuple[int, int, list[str]]]:
+    """Task id -> (runs started, runs finished, hosts that started one), from the append-only table."""
+    out = stack.psql("SELECT task_id, count(*), count(finished), string_agg(hostname, ',') FROM jobs_execution GROUP BY task_id")
+    return {task_id: (int(started), int(finished), hosts.split(","))
+            for task_id, started, finished, hosts in (line.split("|") for line in out.splitlines() if line)}
+
+
+def count_runs(stack: Stack, sent: list[str], timeout: float) -> dict[str, int]:
+    """Wait until every sent task finished a run (or the timeout); sent / done / lost / duplicated, where
+    duplicated counts every run beyond the first (a killed run included)."""
+    def all_done():
+        seen = runs(stack)
+        return all(seen.get(i, (0, 0))[1] for i in sent) and seen
+
+    try:
+        seen = wait_for(all_done, timeout, f"{len(sent)} side-effect tasks to finish", interval=1)
+    except TimeoutError:
+        seen = runs(stack)
+    done = sum(1 for i in sent if seen.get(i, (0, 0))[1])
+    return {"sent": len(sent), "done": done, "lost": len(sent) - done,
+            "duplicated": sum(max(0, seen[i][0] - 1) for i in sent if i in seen)}
+
+
+def report_runs(name: str, counts: dict[str, int], **extra) -> None:
+    more = " ".join(f"{k}={v}" for k, v in {**counts, **extra}.items())
+    print(f"\nCHAOS {name}: {more}")
+
+
+def redis_cli(stack: Stack, *args: str) -> str:
+    return stack.exec("redis", "sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --raw "$@"', "redis-cli", *args).strip()
