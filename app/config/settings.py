@@ -310,6 +310,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# --- deploykit: beat lock connection -------------------------------------------------------------
+# Beat's single-instance lock is a session advisory lock: it needs a direct connection to PostgreSQL, not
+# one through PgBouncer in transaction mode (deploykit/beat.py refuses that and names this variable).
+DEPLOYKIT_BEAT_LOCK_DATABASE = env.db("DEPLOYKIT_BEAT_LOCK_DATABASE_URL")
+if DEPLOYKIT_BEAT_LOCK_DATABASE and DEPLOYKIT_BEAT_LOCK_DATABASE["ENGINE"] != "django.db.backends.postgresql":
+    env.error("DEPLOYKIT_BEAT_LOCK_DATABASE_URL", "must be a postgres:// URL (the lock is a PostgreSQL advisory lock)")
+# A lock holder (or its database) that stops answering is noticed within this many seconds: TCP keepalives
+# on both ends of the lock connection, and a deadline on each lock check (beat then exits to be restarted).
+DEPLOYKIT_BEAT_LOCK_TIMEOUT = env.int("DEPLOYKIT_BEAT_LOCK_TIMEOUT", 30, minimum=5)
+
 # --- Logging ---------------------------------------------------------------------------------------
 LOG_FORMAT = env.get("LOG_FORMAT", "text", check=None)
 if LOG_FORMAT not in ("text", "json"):
