@@ -310,7 +310,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# --- deploykit: beat lock connection -------------------------------------------------------------
+# --- deploykit: task idempotency guard, beat lock connection ----------------------------------------
+# Guard rows (deploykit/idempotency.py) must outlive every redelivery of their task id: each of the up to
+# CELERY_TASK_MAX_REDELIVERIES redeliveries can come a visibility timeout after the last.
+DEPLOYKIT_IDEMPOTENCY_RETENTION = env.int("DEPLOYKIT_IDEMPOTENCY_RETENTION", 7 * 24 * 3600, minimum=60)
+_idem_min = CELERY_VISIBILITY_TIMEOUT * (CELERY_TASK_MAX_REDELIVERIES + 1) + CELERY_TASK_TIME_LIMIT
+if DEPLOYKIT_IDEMPOTENCY_RETENTION < _idem_min:
+    env.error("DEPLOYKIT_IDEMPOTENCY_RETENTION", f"({DEPLOYKIT_IDEMPOTENCY_RETENTION}s) must be at least "
+              f"{_idem_min}s (CELERY_VISIBILITY_TIMEOUT x (CELERY_TASK_MAX_REDELIVERIES + 1) + "
+              "CELERY_TASK_TIME_LIMIT): a redelivered task would find its guard row gone and run again")
+CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {"task": "deploykit.purge_idempotency_keys", "schedule": 3600.0}
 # Beat's single-instance lock is a session advisory lock: it needs a direct connection to PostgreSQL, not
 # one through PgBouncer in transaction mode (deploykit/beat.py refuses that and names this variable).
 DEPLOYKIT_BEAT_LOCK_DATABASE = env.db("DEPLOYKIT_BEAT_LOCK_DATABASE_URL")
