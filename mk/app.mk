@@ -9,6 +9,7 @@ app-deps: # venv + the Debian packages the integration tests run (as root on Deb
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	{ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; } || missing="$$missing rabbitmq-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	{ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; } || missing="$$missing pgbouncer"; \
 	scripts/apt-install.sh --no-recommends "the app's integration tests" $$missing
 
 test-app: app-deps ## Run the app's unit and integration tests with coverage

@@ -317,6 +317,25 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# --- deploykit: task idempotency guard, beat lock connection ----------------------------------------
+# Guard rows (deploykit/idempotency.py) must outlive every redelivery of their task id: each of the up to
+# CELERY_TASK_MAX_REDELIVERIES redeliveries can come a visibility timeout after the last.
+DEPLOYKIT_IDEMPOTENCY_RETENTION = env.int("DEPLOYKIT_IDEMPOTENCY_RETENTION", 7 * 24 * 3600, minimum=60)
+_idem_min = CELERY_VISIBILITY_TIMEOUT * (CELERY_TASK_MAX_REDELIVERIES + 1) + CELERY_TASK_TIME_LIMIT
+if DEPLOYKIT_IDEMPOTENCY_RETENTION < _idem_min:
+    env.error("DEPLOYKIT_IDEMPOTENCY_RETENTION", f"({DEPLOYKIT_IDEMPOTENCY_RETENTION}s) must be at least "
+              f"{_idem_min}s (CELERY_VISIBILITY_TIMEOUT x (CELERY_TASK_MAX_REDELIVERIES + 1) + "
+              "CELERY_TASK_TIME_LIMIT): a redelivered task would find its guard row gone and run again")
+CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {"task": "deploykit.purge_idempotency_keys", "schedule": 3600.0}
+# Beat's single-instance lock is a session advisory lock: it needs a direct connection to PostgreSQL, not
+# one through PgBouncer in transaction mode (deploykit/beat.py refuses that and names this variable).
+DEPLOYKIT_BEAT_LOCK_DATABASE = env.db("DEPLOYKIT_BEAT_LOCK_DATABASE_URL")
+if DEPLOYKIT_BEAT_LOCK_DATABASE and DEPLOYKIT_BEAT_LOCK_DATABASE["ENGINE"] != "django.db.backends.postgresql":
+    env.error("DEPLOYKIT_BEAT_LOCK_DATABASE_URL", "must be a postgres:// URL (the lock is a PostgreSQL advisory lock)")
+# A lock holder (or its database) that stops answering is noticed within this many seconds: TCP keepalives
+# on both ends of the lock connection, and a deadline on each lock check (beat then exits to be restarted).
+DEPLOYKIT_BEAT_LOCK_TIMEOUT = env.int("DEPLOYKIT_BEAT_LOCK_TIMEOUT", 30, minimum=5)
+
 # --- Logging ---------------------------------------------------------------------------------------
 LOG_FORMAT = env.get("LOG_FORMAT", "text", check=None)
 if LOG_FORMAT not in ("text", "json"):

@@ -5,3 +5,7 @@ class DeploykitConfig(AppConfig):
     name = "deploykit"
     verbose_name = "Deployment kit"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Registers deploykit.purge_idempotency_keys with every worker (the module defines a shared task).
+        from . import idempotency  # noqa: F401

@@ -10,6 +10,13 @@ beat and holds it for beat's whole lifetime:
 A second beat does not start: it waits as a *standby*, logging who holds the lock, and takes over
 when the lock is released (rolling updates, a crashed node). A watchdog thread checks the lock
 connection; if it is lost the process exits so its supervisor restarts it (and it queues again).
+
+The lock connection must reach PostgreSQL directly: through PgBouncer in transaction mode each statement
+may run on another server connection, so the lock stays on a pooled backend (held forever, or "taken"
+again by any client that lands there). DEPLOYKIT_BEAT_LOCK_DATABASE_URL gives the lock its own direct
+URL; without it DATABASE_URL is used, and a pooler on the way is refused at start (see
+`pooler_problem`). The connection has TCP keepalives on both ends and each lock check a deadline
+(DEPLOYKIT_BEAT_LOCK_TIMEOUT): a dead beat host frees the lock, a dead database stops beat, in bounded time.
 """
 
 from __future__ import annotations
@@ -30,10 +37,46 @@ from django.db import connections
 logger = logging.getLogger("deploykit.beat")
 
 
+class LockConfigurationError(Exception):
+    """The lock cannot be correct with this configuration (the message names the setting to fix)."""
+
+
+def keepalive_timing(timeout: int) -> tuple[int, int, int]:
+    """(idle, interval, count) of TCP keepalives that declare a silent peer dead within `timeout` s."""
+    interval = max(1, timeout // 10)
+    return max(1, timeout - 3 * interval - interval), interval, 3
+
+
+def keepalive_params(timeout: int) -> dict:
+    """libpq options of the lock connection: keepalives, an unacknowledged-send limit, a connect deadline."""
+    idle, interval, count = keepalive_timing(timeout)
+    return {"keepalives": 1, "keepalives_idle": idle, "keepalives_interval": interval,
+            "keepalives_count": count, "tcp_user_timeout": timeout * 1000, "connect_timeout": timeout}
+
+
+def pooler_problem(conn, source: str) -> str | None:
+    """Why this connection cannot hold a session lock, or None when it reaches PostgreSQL directly.
+
+    libpq keeps the process id that answered the connection start (BackendKeyData). On a direct connection
+    that is the backend running every statement; a pooler (PgBouncer in any mode, other poolers) answers
+    the start itself with an id of its own. Comparing the two is deterministic, unlike watching
+    pg_backend_pid() change between statements, which only happens when the pool is busy."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        server_pid = cur.fetchone()[0]
+    if conn.info.backend_pid == server_pid:
+        return None
+    return (f"beat lock: {source} reaches PostgreSQL through a connection pooler (e.g. PgBouncer; the "
+            f"connection was opened as process {conn.info.backend_pid}, statements run in backend "
+            f"{server_pid}), where a session advisory lock does not stay with this beat: set "
+            "DEPLOYKIT_BEAT_LOCK_DATABASE_URL to a direct postgres:// URL of the same database (bypassing the pooler)")
+
+
 class BeatLock:
     """Base: acquire() blocks (standby) until the lock is ours; alive() tells whether we still hold it."""
 
     description = "lock"
+    timeout = 30  # seconds a lock check may take (deadline)
 
     def try_acquire(self) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
@@ -72,15 +115,57 @@ class PostgresAdvisoryLock(BeatLock):
         self.lock_id = int(lock_id if lock_id is not None else settings.BEAT_LOCK_ID)
         self.alias = alias
         self.description = f"pg_advisory_lock({self.lock_id})"
+        self.timeout = int(getattr(settings, "DEPLOYKIT_BEAT_LOCK_TIMEOUT", 30))
+        self.source = "DATABASE_URL"
         self.conn = None
 
-    def _connect(self):
+    def _wrapper(self):
+        """The Django connection wrapper the lock connects with: DEPLOYKIT_BEAT_LOCK_DATABASE_URL's
+        database when set (same engine and options as the default), else the default's."""
         wrapper = connections[self.alias]
+        direct = getattr(settings, "DEPLOYKIT_BEAT_LOCK_DATABASE", None)
+        if not direct:
+            return wrapper, "DATABASE_URL"
+        merged = {**wrapper.settings_dict,
+                  **{k: v for k, v in direct.items() if k in ("NAME", "USER", "PASSWORD", "HOST", "PORT")}}
+        merged["OPTIONS"] = {**wrapper.settings_dict.get("OPTIONS", {}), **direct.get("OPTIONS", {})}
+        return type(wrapper)(merged, alias=f"{self.alias}-beat-lock"), "DEPLOYKIT_BEAT_LOCK_DATABASE_URL"
+
+    def _connect(self):
+        wrapper, self.source = self._wrapper()
         params = wrapper.get_connection_params()
         params["application_name"] = f"celery-beat@{socket.gethostname()}:{os.getpid()}"
+        params.update(keepalive_params(self.timeout))  # client side: a dead server or path is noticed
         conn = wrapper.get_new_connection(params)
         conn.autocommit = True
+        problem = pooler_problem(conn, self.source)
+        if problem is None and self.source != "DATABASE_URL":
+            problem = self._same_database_problem(conn)
+        if problem:
+            conn.close()
+            raise LockConfigurationError(problem)
+        with conn.cursor() as cur:
+            # Server side: the backend notices a vanished beat host and ends the session, freeing the lock
+            # for the standby (the kernel default would keep it about two hours).
+            idle, interval, count = keepalive_timing(self.timeout)
+            for name, value in (("tcp_keepalives_idle", idle), ("tcp_keepalives_interval", interval),
+                                ("tcp_keepalives_count", count), ("tcp_user_timeout", self.timeout * 1000),
+                                ("statement_timeout", self.timeout * 1000)):
+                cur.execute(f"SET {name} = {int(value)}")
         return conn
+
+    def _same_database_problem(self, conn) -> str | None:
+        # Every beat must lock in the one database; a lock URL naming another would let two beats run.
+        with connections[self.alias].cursor() as cur:
+            cur.execute("SELECT current_database()")
+            expected = cur.fetchone()[0]
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_database()")
+            actual = cur.fetchone()[0]
+        if actual != expected:
+            return (f"DEPLOYKIT_BEAT_LOCK_DATABASE_URL names database {actual!r} but DATABASE_URL reaches "
+                    f"{expected!r}: the lock must be taken in the application's database")
+        return None
 
     def try_acquire(self) -> bool:
         if self.conn is None:
@@ -167,13 +252,28 @@ def lock_for_database(alias: str = "default") -> BeatLock:
     raise RuntimeError(f"no single-instance beat lock for database vendor {vendor!r}")
 
 
-def watchdog(lock: BeatLock, interval: float = 10.0, grace: float = 30.0) -> threading.Thread:
-    """Stop this process when the lock is lost (e.g. the database restarted and dropped the session)."""
+def check_with_deadline(lock: BeatLock, deadline: float) -> bool:
+    """lock.alive(), or False when it has no answer within `deadline` seconds (a hung connection the
+    keepalives have not yet broken, a stopped database): beat must not run on a lock it cannot confirm."""
+    answer: list[bool] = []
+    thread = threading.Thread(target=lambda: answer.append(lock.alive()), name="beat-lock-check", daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if not answer:
+        logger.error("beat lock check got no answer within %.0fs (DEPLOYKIT_BEAT_LOCK_TIMEOUT)", deadline)
+        return False
+    return answer[0]
+
+
+def watchdog(lock: BeatLock, interval: float | None = None, grace: float = 30.0) -> threading.Thread:
+    """Stop this process when the lock is lost (e.g. the database restarted and dropped the session) or
+    cannot be confirmed within the lock timeout."""
+    interval = interval if interval is not None else max(1.0, lock.timeout / 3)
 
     def run():
         while True:
             time.sleep(interval)
-            if not lock.alive():
+            if not check_with_deadline(lock, lock.timeout):
                 logger.critical("beat lost its single-instance lock %s; stopping so it is restarted",
                                 lock.description)
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -188,8 +288,12 @@ def watchdog(lock: BeatLock, interval: float = 10.0, grace: float = 30.0) -> thr
 
 def run_beat(app, beat_args: list[str], *, wait: bool = True, poll: float = 5.0) -> int:
     lock = lock_for_database()
-    if not lock.acquire(wait=wait, poll=poll):
-        return 3
+    try:
+        if not lock.acquire(wait=wait, poll=poll):
+            return 3
+    except LockConfigurationError as exc:
+        logger.critical("refusing to start beat: %s", exc)
+        return 2
     connections.close_all()  # beat's scheduler opens its own connections
     watchdog(lock)
     argv = ["celery", "beat", "--scheduler", settings.CELERY_BEAT_SCHEDULER, *beat_args]

@@ -18,3 +18,18 @@ class TaskDelivery(models.Model):
 
     def __str__(self):
         return f"{self.task_name}[{self.key}] x{self.count}"
+
+
+class IdempotencyKey(models.Model):
+    """One row per task id (+ optional suffix) whose guarded side effect committed (deploykit/idempotency.py).
+
+    Written in the same transaction as the side effect: a redelivered copy of the task finds it and skips.
+    """
+
+    key = models.CharField(max_length=255, unique=True)  # "<task id>" or "<task id>:<suffix>"
+    task_name = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(null=True, blank=True)  # what @idempotent returns to a duplicate
+    created = models.DateTimeField(auto_now_add=True, db_index=True)  # purge by age
+
+    def __str__(self):
+        return f"{self.task_name}[{self.key}]"

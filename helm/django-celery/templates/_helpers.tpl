@@ -130,7 +130,7 @@ imagePullSecrets:
 {{- define "dc.appEnv" -}}
 {{- $ctx := .ctx }}
 {{- $secret := include "dc.secretName" $ctx }}
-{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" }}
+{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" }}
 {{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
 {{- $s3 := eq $ctx.Values.storage.backend "s3" }}
 {{- if and $s3 .storage }}
