@@ -11,6 +11,6 @@ def drop_schedule(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("deploykit", "0002_api_throttle_cache_table"), ("django_celery_beat", "0001_initial")]
+    dependencies = [("deploykit", "0003_idempotency_key"), ("django_celery_beat", "0001_initial")]
 
     operations = [migrations.RunPython(drop_schedule, migrations.RunPython.noop)]
