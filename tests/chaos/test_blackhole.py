@@ -1,11 +1,12 @@
-"""A black-holed broker on the Compose stack: the broker container SIGSTOPped (`docker kill -s STOP`), so
-its connections stay open and the kernel still accepts new ones, but nothing answers -- unlike a stopped
+"""A black-holed broker on the Compose stack: the broker container frozen (`docker pause`, the cgroup freezer:
+every process in it stopped, where `docker kill -s STOP` would stop only PID 1 -- RabbitMQ's Erlang VM is
+not PID 1 and went on answering), so its connections stay open and the kernel still accepts new ones, but nothing answers -- unlike a stopped
 broker (test_faults.py), which refuses at once. Covers the crash class "broker unreachable", no worker
 crashes: accepted tasks are neither lost nor refused, only delayed.
 
 Asserts: a task POST during the black hole answers 503 within DEPLOYKIT_PUBLISH_DEADLINE (default 10 s,
 docs/reliability.md#timeouts) plus a margin, and leaves no TaskRecord row; tasks accepted before it all
-complete after SIGCONT (lost = 0); the workers consume again (heartbeat healthy, a new task runs); no
+complete after the unpause (lost = 0); the workers consume again (heartbeat healthy, a new task runs); no
 row is left PENDING. Select with `-k blackhole`."""
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def test_blackholed_broker_post_is_503_within_deadline_no_task_lost_no_row_pendi
     assert set(accepted) <= rows_before
 
     broker = stack.containers(BROKER)[0]
-    run("docker", "kill", "-s", "STOP", broker)
+    paused = run("docker", "pause", broker)
+    assert paused.returncode == 0, paused.stderr
     try:
         timings = []
         for i in range(3):
@@ -45,7 +47,7 @@ def test_blackholed_broker_post_is_503_within_deadline_no_task_lost_no_row_pendi
         # The refused POSTs left no row: no id the API refused can read PENDING later.
         assert task_rows(stack) == rows_before
     finally:
-        run("docker", "kill", "-s", "CONT", broker)
+        assert run("docker", "unpause", broker).returncode == 0
     print(f"\nCHAOS {BROKER}-blackholed: POST (status, seconds) {timings}, deadline {DEADLINE} s")
     resumed = time.monotonic()
 
