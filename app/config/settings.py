@@ -277,6 +277,85 @@ BEAT_LOCK_ID = 0x0BEA7  # any constant bigint, unique per project sharing a data
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 DEPLOYKIT_BEAT_LAST_RUN = "jobs.models.beat_last_run"  # read by /status
 
+# --- Timeouts on broker and result-store connections (docs/reliability.md#timeouts) -------------------
+# A broker that stops answering without closing its connections (a frozen VM or container, a partition that
+# drops packets, a failover behind a virtual IP) is not refused: without timeouts a publish waits on the
+# dead socket forever (a POST hung past gunicorn's timeout, its row left PENDING). Every broker and
+# result-store connection gets connect and read/write timeouts and TCP keepalives; kombu's and redis-py's
+# health checks PING a connection idle longer than the interval before reusing it.
+DEPLOYKIT_BROKER_TIMEOUT = env.float("DEPLOYKIT_BROKER_TIMEOUT", 10.0)
+DEPLOYKIT_BROKER_CONNECT_TIMEOUT = env.float("DEPLOYKIT_BROKER_CONNECT_TIMEOUT", 5.0)
+DEPLOYKIT_PUBLISH_DEADLINE = env.float("DEPLOYKIT_PUBLISH_DEADLINE", 10.0)
+_THROTTLE_CACHE_TIMEOUT = 1  # seconds: the most the API throttle's Redis cache (CACHES, below) waits
+DEPLOYKIT_BROKER_HEALTH_CHECK_INTERVAL = 25  # seconds: kombu's default, now also on the result store
+# kombu's BRPOP waits up to brpop_timeout (1 s) for a message; a read timeout at or below it turns every
+# empty poll of a synchronous consumer (drain_events) into a timeout error.
+_BRPOP_TIMEOUT = 1
+if DEPLOYKIT_BROKER_TIMEOUT < _BRPOP_TIMEOUT + 1:
+    env.error("DEPLOYKIT_BROKER_TIMEOUT", f"must be at least {_BRPOP_TIMEOUT + 1} seconds (above kombu's BRPOP "
+                                          f"wait of {_BRPOP_TIMEOUT} s), got {DEPLOYKIT_BROKER_TIMEOUT}")
+if not 0 < DEPLOYKIT_BROKER_CONNECT_TIMEOUT <= DEPLOYKIT_BROKER_TIMEOUT:
+    env.error("DEPLOYKIT_BROKER_CONNECT_TIMEOUT", f"must be above 0 and at most DEPLOYKIT_BROKER_TIMEOUT "
+                                                  f"({DEPLOYKIT_BROKER_TIMEOUT}), got {DEPLOYKIT_BROKER_CONNECT_TIMEOUT}")
+if DEPLOYKIT_PUBLISH_DEADLINE < 2:
+    env.error("DEPLOYKIT_PUBLISH_DEADLINE", f"must be at least 2 seconds, got {DEPLOYKIT_PUBLISH_DEADLINE}")
+# Keepalive probes after 60 s idle, every 10 s, 3 unanswered: a peer that vanished (host gone, NAT entry
+# dropped) is found in about 90 s on an idle pooled connection instead of Linux's 2 h 11 min.
+DEPLOYKIT_KEEPALIVE = {"idle": 60, "interval": 10, "count": 3}
+
+
+def _redis_socket_options(timeout: float, connect_timeout: float) -> dict:
+    import socket
+
+    keepalive = {}
+    for name, value in (("TCP_KEEPIDLE", "idle"), ("TCP_KEEPINTVL", "interval"), ("TCP_KEEPCNT", "count")):
+        if hasattr(socket, name):  # Linux; macOS lacks TCP_KEEPIDLE (development only)
+            keepalive[getattr(socket, name)] = DEPLOYKIT_KEEPALIVE[value]
+    return {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout, "socket_keepalive": True,
+            "socket_keepalive_options": keepalive}
+
+
+def deploykit_timeouts(timeout: float, connect_timeout: float) -> dict:
+    """The Celery settings (lower-case names) that bound every broker/result-store wait by `timeout`.
+    Workers and beat run with DEPLOYKIT_BROKER_TIMEOUT; config/wsgi.py applies the web tier's shorter
+    values, derived from DEPLOYKIT_PUBLISH_DEADLINE (`web_timeouts`)."""
+    conf: dict = {"broker_connection_timeout": connect_timeout}
+    if _broker_is_redis:
+        conf["broker_transport_options"] = {**CELERY_BROKER_TRANSPORT_OPTIONS,
+                                            **_redis_socket_options(timeout, connect_timeout),
+                                            "health_check_interval": DEPLOYKIT_BROKER_HEALTH_CHECK_INTERVAL}
+    elif CELERY_BROKER_URL and CELERY_BROKER_URL.startswith(("amqp://", "amqps://")):
+        # py-amqp: socket read/write timeouts (also bound the wait for a publisher confirm).
+        conf["broker_transport_options"] = {**CELERY_BROKER_TRANSPORT_OPTIONS, "read_timeout": timeout,
+                                            "write_timeout": timeout}
+    if is_redis_url(CELERY_RESULT_BACKEND):
+        conf.update({"redis_socket_timeout": timeout, "redis_socket_connect_timeout": connect_timeout,
+                     "redis_socket_keepalive": True, "redis_retry_on_timeout": False,
+                     "redis_backend_health_check_interval": DEPLOYKIT_BROKER_HEALTH_CHECK_INTERVAL})
+    return conf
+
+
+def web_timeouts() -> dict:
+    """The web tier's Celery settings: a request's publish gives up within DEPLOYKIT_PUBLISH_DEADLINE.
+
+    Worst case on a black-holed Redis, traced (tests/app/test_app_blackhole.py): the throttle cache's
+    1 s, then up to four waits of the timeout in a row: the result-store subscription (a process's first
+    publish), the publish, and the one retry's reconnection, whose handshake and health-check PING each
+    wait once. So each wait gets (deadline - 1 s) / 4."""
+    timeout = max(0.25, (DEPLOYKIT_PUBLISH_DEADLINE - _THROTTLE_CACHE_TIMEOUT) / 4)
+    conf = deploykit_timeouts(min(timeout, DEPLOYKIT_BROKER_TIMEOUT),
+                              min(timeout, DEPLOYKIT_BROKER_CONNECT_TIMEOUT))
+    conf["task_publish_retry_policy"] = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                                         "interval_max": 0.2}
+    return conf
+
+
+for _name, _value in deploykit_timeouts(DEPLOYKIT_BROKER_TIMEOUT, DEPLOYKIT_BROKER_CONNECT_TIMEOUT).items():
+    globals()[f"CELERY_{_name.upper()}"] = _value
+# RabbitMQ: AMQP heartbeats every 30 s (Celery's default is 120 s) let a worker notice a silent broker
+# within about a minute; RabbitMQ closes connections whose heartbeats stop after two missed intervals.
+CELERY_BROKER_HEARTBEAT = 30
+
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -16,3 +16,10 @@ celery_app.conf.result_backend_transport_options = {
     **(celery_app.conf.result_backend_transport_options or {}),
     "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5},
 }
+
+# The web tier's broker and result-store timeouts: shorter than the workers' (DEPLOYKIT_BROKER_TIMEOUT), so
+# that a request whose broker stopped answering gets its 503 within DEPLOYKIT_PUBLISH_DEADLINE
+# (docs/reliability.md#timeouts).
+from config.settings import web_timeouts  # noqa: E402
+
+celery_app.conf.update(web_timeouts())
