@@ -53,8 +53,12 @@ def test_remaining_worker_host_finishes_the_work_and_nothing_runs_twice():
     stop_seconds = time.monotonic() - started
 
     sent = long + short
-    seen = wait_until(lambda: (r := runs()) if all(r.get(i, [0, 0])[1] for i in sent) else None, 240,
-                      interval=2, what="every task to finish a run")
+
+    def all_finished():
+        seen = runs()
+        return seen if all(seen.get(i, [0, 0])[1] for i in sent) else None
+
+    seen = wait_until(all_finished, 240, interval=2, what="every task to finish a run")
     duplicated = sum(seen[i][0] - 1 for i in sent)
     done = sum(1 for i in sent if seen[i][1])
     print(f"\nworker-host-stop: sent={len(sent)} done={done} lost={len(sent) - done} duplicated={duplicated} "
