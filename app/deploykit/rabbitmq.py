@@ -27,3 +27,40 @@ def queue_declarations(queues: dict[str, dict], queue_type: str) -> dict[str, di
         return dict(queues)
     return {name: {**queue, "exchange_type": "topic", "queue_arguments": {"x-queue-type": "quorum"}}
             for name, queue in queues.items()}
+
+
+def check_queue_types(sender=None, **kwargs) -> None:
+    """`worker_init` handler, RabbitMQ only: declares the queues this worker consumes before it starts, and
+    explains RabbitMQ's PRECONDITION_FAILED, the refusal to redeclare a queue or exchange of an earlier
+    release (a classic queue on a direct exchange cannot become a quorum queue on a topic exchange). The
+    worker then exits non-zero, as it would anyway, with this message before Celery's bare 406."""
+    import logging
+
+    from amqp.exceptions import PreconditionFailed
+    from django.conf import settings
+
+    app = getattr(sender, "app", None)
+    if app is None or not is_amqp_url(app.conf.broker_url):
+        return
+    queue_type = getattr(settings, "DEPLOYKIT_RABBITMQ_QUEUE_TYPE", "quorum")
+    other = "classic" if queue_type == "quorum" else "quorum"
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)
+            channel = conn.channel()
+            for queue in app.amqp.queues.consume_from.values():
+                queue.bind(channel).declare()
+    except PreconditionFailed as exc:
+        logging.getLogger(__name__).critical(
+            "RabbitMQ refused the %s queue declarations (DEPLOYKIT_RABBITMQ_QUEUE_TYPE=%s): %s. This vhost holds "
+            "the queues of an earlier release: migrate them (docs/reliability.md, 'RabbitMQ: quorum queues': a new "
+            "vhost, or drain and delete) or set DEPLOYKIT_RABBITMQ_QUEUE_TYPE=%s until then",
+            queue_type, queue_type, getattr(exc, "reply_text", exc), other)
+    except Exception:  # noqa: BLE001 - broker unreachable and the like: Celery's own start-up handles it
+        return
+
+
+def install(app) -> None:
+    from celery import signals
+
+    signals.worker_init.connect(check_queue_types, weak=False)

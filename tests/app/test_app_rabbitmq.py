@@ -122,3 +122,39 @@ def test_retry_with_backoff_completes(amqp_worker):
     assert len(starts) == 3, starts
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert gaps[0] >= 1.5 and gaps[1] >= 3.5, gaps  # backoff 2 s, 4 s (countdowns are whole seconds)
+
+
+def test_upgrade_from_classic_queues_refused_naming_the_way_out(rabbitmq_server, django_db_setup, logdir, tmp_path):
+    """A vhost holding an earlier release's classic queues on direct exchanges: RabbitMQ refuses to redeclare
+    them as quorum, and the worker exits naming DEPLOYKIT_RABBITMQ_QUEUE_TYPE and the migration; with
+    DEPLOYKIT_RABBITMQ_QUEUE_TYPE=classic the same worker consumes there (docs/reliability.md)."""
+    from app_services import AppProcess, app_env
+    from kombu import Connection, Exchange, Queue
+
+    rabbitmq_server.ctl("add_vhost", "classic-era")
+    rabbitmq_server.ctl("set_permissions", "-p", "classic-era", "guest", ".*", ".*", ".*")
+    url = rabbitmq_server.url.rstrip("/") + "/classic-era"
+    with Connection(url) as conn:
+        channel = conn.channel()
+        for name in ("default", "io", "images"):  # as the classic-queue releases declared them
+            Queue(name, Exchange(name, "direct"), name, channel=channel).declare()
+    heartbeat = tmp_path / "hb"
+    env = dict(CELERY_BROKER_URL=url, CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="1",
+               CELERY_WORKER_HEARTBEAT_FILE=heartbeat)
+    refused = AppProcess("start-worker", {k: v for k, v in app_env(**env).items() if k != "CELERY_RESULT_BACKEND"},
+                         logdir, name="amqp-worker-refused").start()
+    try:
+        wait_for(lambda: refused.proc.poll() is not None, 90, "the worker to refuse the classic-era vhost")
+        assert refused.proc.returncode != 0
+        assert "or set DEPLOYKIT_RABBITMQ_QUEUE_TYPE=classic until then" in refused.output(), refused.output()[-3000:]
+    finally:
+        refused.stop()
+    classic = AppProcess("start-worker", {k: v for k, v in app_env(**env, DEPLOYKIT_RABBITMQ_QUEUE_TYPE="classic").items()
+                                          if k != "CELERY_RESULT_BACKEND"}, logdir, name="amqp-worker-classic").start()
+    try:
+        wait_for(lambda: heartbeat.exists() or classic.proc.poll() is not None, 90, "the classic worker's heartbeat")
+        assert classic.proc.poll() is None, classic.output()[-3000:]
+    finally:
+        classic.stop()
+    types = rabbitmq_server.ctl("list_queues", "-p", "classic-era", "--no-table-headers", "name", "type")
+    assert "quorum" not in types, types
