@@ -24,6 +24,9 @@ def test_task_queues_are_quorum_queues_and_workers_use_per_consumer_qos(stack):
     assert {name: types.get(name) for name in ("default", "io", "images")} == dict.fromkeys(("default", "io", "images"), "quorum"), types
     # Native delayed delivery's 28 levels (celery_delayed_0..27), declared by the workers, quorum too.
     assert {types.get(f"celery_delayed_{level}") for level in range(28)} == {"quorum"}, types
+    # compose/rabbitmq.yaml caps the quorum queues' in-memory write-ahead log (512 MiB by default) at 64 MiB.
+    wal = stack.exec("rabbitmq", "rabbitmqctl", "-q", "eval", "application:get_env(ra, wal_max_size_bytes).").strip()
+    assert wal == "{ok,67108864}", wal
     for service in ("worker", "worker-io", "worker-images"):
         assert "Global QoS is disabled" in stack.logs(service), service  # Celery saw the quorum queues
 
