@@ -264,6 +264,29 @@ CELERY_TASK_ROUTES = {
     "jobs.tasks.make_thumbnail": {"queue": "images"},
     "jobs.tasks.finalize_image": {"queue": "images"},
 }
+# RabbitMQ: quorum queues (docs/reliability.md#rabbitmq-quorum-queues). Declared with x-queue-type quorum,
+# so Celery switches to per-consumer QoS (global QoS is not supported by quorum queues: the prefetch count
+# is fixed per consumer, concurrency x CELERY_WORKER_PREFETCH_MULTIPLIER) and to native delayed delivery
+# for countdown/ETA (the message waits in the broker's celery_delayed_* queues, not in a worker's memory),
+# which needs topic exchanges: routing keys equal the queue names, so routing is unchanged. RabbitMQ (4.0+)
+# drops a message returned more than 20 times (quorum queues' default delivery limit) unless a policy says
+# otherwise: CELERY_TASK_MAX_REDELIVERIES (counted by the app on every redelivery) must end it first.
+# "classic" keeps the queues as before (direct exchanges, worker-held countdowns), for a deployment whose
+# existing classic queues are not migrated yet: RabbitMQ refuses to redeclare a queue with another type.
+from deploykit import rabbitmq  # noqa: E402
+
+DEPLOYKIT_RABBITMQ_QUEUE_TYPE = env.get("DEPLOYKIT_RABBITMQ_QUEUE_TYPE", "quorum")
+if DEPLOYKIT_RABBITMQ_QUEUE_TYPE not in rabbitmq.QUEUE_TYPES:
+    env.error("DEPLOYKIT_RABBITMQ_QUEUE_TYPE", f"must be quorum or classic, not {DEPLOYKIT_RABBITMQ_QUEUE_TYPE!r}")
+elif DEPLOYKIT_RABBITMQ_QUEUE_TYPE == "quorum" and rabbitmq.is_amqp_url(CELERY_BROKER_URL):
+    if CELERY_TASK_MAX_REDELIVERIES >= rabbitmq.DEFAULT_DELIVERY_LIMIT:
+        env.error("CELERY_TASK_MAX_REDELIVERIES", (
+            f"({CELERY_TASK_MAX_REDELIVERIES}) must stay below the quorum queues' delivery limit "
+            f"({rabbitmq.DEFAULT_DELIVERY_LIMIT}), or RabbitMQ drops a task before the app marks it failed"))
+    CELERY_TASK_QUEUES = rabbitmq.queue_declarations(CELERY_TASK_QUEUES, "quorum")
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"  # also the type of queues Celery would create by itself
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True  # Celery's default, relied on: per-consumer QoS
+    CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_TICK_SECONDS = env.int("CELERY_BEAT_TICK_SECONDS", 15, minimum=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 from celery import bootsteps, signals
 from celery.contrib.django.task import DjangoTask
 
-from . import dbconn, lease
+from . import dbconn, lease, rabbitmq
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ def _configure_logging(**kwargs):
 def install(app) -> None:
     app.steps["consumer"].add(HeartbeatStep)
     app.steps["consumer"].add(LeaseStep)
+    rabbitmq.install(app)  # RabbitMQ: a worker facing queues of another type says how to migrate
     dbconn.install(app)
     signals.setup_logging.connect(_configure_logging, weak=False)
 

@@ -108,6 +108,21 @@ def side_effect_limited(self, seconds: float = 0) -> float:
     return _record_execution(self, seconds)
 
 
+class FlakyError(Exception):
+    """Raised by side_effect_flaky's first runs: a stand-in for a transient error."""
+
+
+@shared_task(bind=True, autoretry_for=(FlakyError,), retry_backoff=2, retry_jitter=False,
+             retry_backoff_max=RETRY_BACKOFF_MAX, max_retries=5)
+def side_effect_flaky(self, failures: int = 2) -> int:
+    """side_effect that fails its first `failures` runs and is retried with exponential backoff (2 s, 4 s,
+    ...), as the e-mail and storage tasks are: one Execution row per run, same task id. For fault tests."""
+    _record_execution(self, 0)
+    if (self.request.retries or 0) < failures:
+        raise FlakyError(f"run {(self.request.retries or 0) + 1}, failing {failures} times")
+    return self.request.retries or 0
+
+
 DEMO_TASKS = {"add": add, "multiply": multiply, "sleep": sleep, "noop": noop}
 
 

@@ -160,6 +160,16 @@ class RabbitMQ:
             conn.ensure_connection(max_retries=1)
         return True
 
+    def ctl(self, *args: str) -> str:
+        """rabbitmqctl against this node (e.g. `list_queues name type`)."""
+        exe = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+        if not os.path.exists(exe):
+            exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+        result = subprocess.run([exe, "-n", self.node, "-q", *args], env=self.env(), capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -398,3 +408,7 @@ def switch_broker(app, **conf):
     app._backend_cache = None
     app._local.__dict__.pop("backend", None)
     app.conf.update(**conf)
+    if "task_queues" in conf:  # app.amqp caches the declarations and the router built on them
+        app.amqp.__dict__.pop("queues", None)
+        app.amqp.flush_routes()
+        app.amqp.router = app.amqp.Router()

@@ -17,17 +17,21 @@ def amqp_worker(rabbitmq_server, django_db_setup, django_db_blocker, tmp_path_fa
     from django.conf import settings
 
     from config.celery import app
+    from deploykit import rabbitmq
 
     heartbeat = tmp_path_factory.mktemp("amqp") / "hb"
     env = app_env(CELERY_BROKER_URL=rabbitmq_server.url, CELERY_WORKER_QUEUES="default,io,images",
                   CELERY_WORKER_CONCURRENCY="2", CELERY_WORKER_HEARTBEAT_FILE=heartbeat)
     env.pop("CELERY_RESULT_BACKEND", None)  # amqp:// -> the django-db default
     proc = AppProcess("start-worker", env, logdir, name="amqp-worker").start()
-    saved = {"broker_url": os.environ["CELERY_BROKER_URL"], "result_backend": settings.CELERY_RESULT_BACKEND}
+    saved = {"broker_url": os.environ["CELERY_BROKER_URL"], "result_backend": settings.CELERY_RESULT_BACKEND,
+             "task_queues": app.conf.task_queues}
     try:
         wait_for(lambda: heartbeat.exists() or proc.proc.poll() is not None, 120, "amqp worker heartbeat")
         assert proc.proc.poll() is None, proc.output()[-3000:]
-        switch_broker(app, broker_url=rabbitmq_server.url, result_backend="django-db")
+        # As config/settings.py declares them for an amqp:// broker (this process was configured for Redis).
+        switch_broker(app, broker_url=rabbitmq_server.url, result_backend="django-db",
+                      task_queues=rabbitmq.queue_declarations(settings.CELERY_TASK_QUEUES, "quorum"))
         assert settings.CELERY_BROKER_URL != rabbitmq_server.url  # only this module talks amqp
         yield proc
     finally:
@@ -65,3 +69,92 @@ def test_bounded_redelivery_over_amqp(amqp_worker):
     result = tasks.crash.delay()
     wait_for(lambda: AsyncResult(result.id).state == "FAILURE", 120, "crash task to fail", interval=0.5)
     assert "RedeliveryLimitExceeded" in repr(AsyncResult(result.id).result)
+
+
+def queue_rows(rabbitmq_server, *columns: str) -> dict[str, list[str]]:
+    out = rabbitmq_server.ctl("list_queues", "--no-table-headers", "name", *columns)
+    return {fields[0]: fields[1:] for line in out.splitlines() if (fields := line.split())}
+
+
+def test_queues_are_quorum_queues(rabbitmq_server, amqp_worker):
+    """The shipped default on RabbitMQ: default, io and images are quorum queues (docs/reliability.md)."""
+    types = {name: row[0] for name, row in queue_rows(rabbitmq_server, "type").items()}
+    assert {types.get(name) for name in ("default", "io", "images")} == {"quorum"}, types
+
+
+def test_countdown_waits_in_the_broker_and_runs_once(rabbitmq_server, amqp_worker):
+    """Native delayed delivery: a countdown task waits in RabbitMQ's celery_delayed_* queues (not in a worker's
+    memory, where it would hold a prefetch slot under per-consumer QoS) and runs once when due."""
+    import time
+
+    from celery.result import AsyncResult
+
+    from jobs import tasks
+    from jobs.models import Execution
+
+    sent = time.time()
+    result = tasks.side_effect.apply_async((0,), countdown=12)
+
+    def delayed() -> int:  # queue statistics are refreshed every few seconds: poll
+        return sum(int(row[0]) for name, row in queue_rows(rabbitmq_server, "messages").items()
+                   if name.startswith("celery_delayed_"))
+
+    wait_for(lambda: delayed() == 1, 9, "the countdown message in a celery_delayed_* queue", interval=0.5)
+    assert AsyncResult(result.id).state == "PENDING"  # 12 s = 8 + 4: in celery_delayed_3, then _2
+    wait_for(lambda: AsyncResult(result.id).state == "SUCCESS", 90, "the countdown task", interval=0.5)
+    runs = list(Execution.objects.filter(task_id=result.id))
+    assert len(runs) == 1, runs
+    assert runs[0].started.timestamp() - sent >= 11, runs[0].started.timestamp() - sent
+
+
+def test_retry_with_backoff_completes(amqp_worker):
+    """autoretry with exponential backoff (2 s, then 4 s): each retry is a countdown through native delayed
+    delivery; the task runs three times under one id and succeeds."""
+    from celery.result import AsyncResult
+
+    from jobs import tasks
+    from jobs.models import Execution
+
+    result = tasks.side_effect_flaky.delay(2)
+    wait_for(lambda: AsyncResult(result.id).state in ("SUCCESS", "FAILURE"), 90, "the flaky task", interval=0.5)
+    assert AsyncResult(result.id).state == "SUCCESS" and AsyncResult(result.id).result == 2
+    starts = [run.started.timestamp() for run in Execution.objects.filter(task_id=result.id).order_by("started")]
+    assert len(starts) == 3, starts
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert gaps[0] >= 1.5 and gaps[1] >= 3.5, gaps  # backoff 2 s, 4 s (countdowns are whole seconds)
+
+
+def test_upgrade_from_classic_queues_refused_naming_the_way_out(rabbitmq_server, django_db_setup, logdir, tmp_path):
+    """A vhost holding an earlier release's classic queues on direct exchanges: RabbitMQ refuses to redeclare
+    them as quorum, and the worker exits naming DEPLOYKIT_RABBITMQ_QUEUE_TYPE and the migration; with
+    DEPLOYKIT_RABBITMQ_QUEUE_TYPE=classic the same worker consumes there (docs/reliability.md)."""
+    from app_services import AppProcess, app_env
+    from kombu import Connection, Exchange, Queue
+
+    rabbitmq_server.ctl("add_vhost", "classic-era")
+    rabbitmq_server.ctl("set_permissions", "-p", "classic-era", "guest", ".*", ".*", ".*")
+    url = rabbitmq_server.url.rstrip("/") + "/classic-era"
+    with Connection(url) as conn:
+        channel = conn.channel()
+        for name in ("default", "io", "images"):  # as the classic-queue releases declared them
+            Queue(name, Exchange(name, "direct"), name, channel=channel).declare()
+    heartbeat = tmp_path / "hb"
+    env = dict(CELERY_BROKER_URL=url, CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="1",
+               CELERY_WORKER_HEARTBEAT_FILE=heartbeat)
+    refused = AppProcess("start-worker", {k: v for k, v in app_env(**env).items() if k != "CELERY_RESULT_BACKEND"},
+                         logdir, name="amqp-worker-refused").start()
+    try:
+        wait_for(lambda: refused.proc.poll() is not None, 90, "the worker to refuse the classic-era vhost")
+        assert refused.proc.returncode != 0
+        assert "or set DEPLOYKIT_RABBITMQ_QUEUE_TYPE=classic until then" in refused.output(), refused.output()[-3000:]
+    finally:
+        refused.stop()
+    classic = AppProcess("start-worker", {k: v for k, v in app_env(**env, DEPLOYKIT_RABBITMQ_QUEUE_TYPE="classic").items()
+                                          if k != "CELERY_RESULT_BACKEND"}, logdir, name="amqp-worker-classic").start()
+    try:
+        wait_for(lambda: heartbeat.exists() or classic.proc.poll() is not None, 90, "the classic worker's heartbeat")
+        assert classic.proc.poll() is None, classic.output()[-3000:]
+    finally:
+        classic.stop()
+    types = rabbitmq_server.ctl("list_queues", "-p", "classic-era", "--no-table-headers", "name", "type")
+    assert "quorum" not in types, types

@@ -65,6 +65,9 @@ def test_check_deploy_passes_clean_in_production_mode():
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG", "must be true or false"),
         ({"CELERY_WORKER_PREFETCH_MULTIPLIER": "many"}, "CELERY_WORKER_PREFETCH_MULTIPLIER", "must be an integer"),
         ({"CELERY_TASK_MAX_REDELIVERIES": "-1"}, "CELERY_TASK_MAX_REDELIVERIES", "at least 0"),
+        ({"DEPLOYKIT_RABBITMQ_QUEUE_TYPE": "stream"}, "DEPLOYKIT_RABBITMQ_QUEUE_TYPE", "must be quorum or classic"),
+        ({"CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "CELERY_TASK_MAX_REDELIVERIES": "20"},
+         "CELERY_TASK_MAX_REDELIVERIES", "below the quorum queues' delivery limit (20)"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT", "'text' or 'json'"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "must be one of DEBUG"),
         ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND", "'filesystem' or 's3'"),
@@ -255,6 +258,45 @@ def test_amqp_broker_defaults_to_django_db_results(monkeypatch):
     # RabbitMQ publishes wait for the broker's confirm (docs/reliability.md); Redis has no such option.
     assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"]["confirm_publish"] is True
     assert "confirm_publish" not in load_settings(monkeypatch, **PRODUCTION)["CELERY_BROKER_TRANSPORT_OPTIONS"]
+
+
+def test_rabbitmq_queues_are_quorum_queues_on_topic_exchanges(monkeypatch):
+    """docs/reliability.md#rabbitmq-quorum-queues: quorum queues by default on amqp://, topic exchanges so that
+    countdowns use native delayed delivery; classic on request; Redis untouched."""
+    amqp = {**PRODUCTION, "CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//"}
+    loaded = load_settings(monkeypatch, **amqp)
+    assert set(loaded["CELERY_TASK_QUEUES"]) == {"default", "io", "images"}
+    for name, queue in loaded["CELERY_TASK_QUEUES"].items():
+        assert queue == {"exchange": name, "routing_key": name, "exchange_type": "topic",
+                         "queue_arguments": {"x-queue-type": "quorum"}}, queue
+    assert loaded["CELERY_TASK_DEFAULT_QUEUE_TYPE"] == "quorum"
+    assert loaded["CELERY_WORKER_DETECT_QUORUM_QUEUES"] is True
+    assert loaded["CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE"] == "quorum"
+    assert loaded["CELERY_TASK_MAX_REDELIVERIES"] < 20  # RabbitMQ's default delivery limit: the app's bound first
+    classic = load_settings(monkeypatch, **amqp, DEPLOYKIT_RABBITMQ_QUEUE_TYPE="classic")
+    redis = load_settings(monkeypatch, **PRODUCTION)
+    for loaded in (classic, redis):
+        assert loaded["CELERY_TASK_QUEUES"]["default"] == {"exchange": "default", "routing_key": "default"}
+        assert "CELERY_TASK_DEFAULT_QUEUE_TYPE" not in loaded
+
+
+def test_celery_sees_quorum_queues_and_routes_by_queue_name(monkeypatch):
+    """What Celery makes of the declarations: it detects quorum queues (per-consumer QoS, native delayed
+    delivery) and a task routed to io still reaches only io (topic binding key = the queue name)."""
+    from celery import Celery
+    from celery.utils.quorum_queues import detect_quorum_queues
+    from kombu.transport.native_delayed_delivery import calculate_routing_key
+
+    loaded = load_settings(monkeypatch, **{**PRODUCTION, "CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//"})
+    app = Celery("t", set_as_current=False)
+    app.conf.update(task_queues=loaded["CELERY_TASK_QUEUES"], task_routes=loaded["CELERY_TASK_ROUTES"],
+                    task_default_queue=loaded["CELERY_TASK_DEFAULT_QUEUE"],
+                    task_create_missing_queues=False)
+    assert detect_quorum_queues(app, "amqp") == (True, "default")
+    assert detect_quorum_queues(app, "redis") == (False, "")
+    queue = app.amqp.router.route({}, "jobs.tasks.send_email")["queue"]
+    assert (queue.name, queue.exchange.name, queue.exchange.type, queue.routing_key) == ("io", "io", "topic", "io")
+    assert calculate_routing_key(600, "io").endswith(".io")  # a delayed io task comes back through binding #.io
 
 
 def test_postgres_connections_are_reused_with_health_checks(monkeypatch):
