@@ -2,10 +2,12 @@
 
 import os
 
+from deploykit import gunicorn_drain
+
 bind = f"0.0.0.0:{int(os.environ.get('PORT', '8000'))}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread"
+worker_class = "deploykit.gunicorn_drain.ThreadWorker"  # gthread closing its listeners at once on stop
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = timeout
 keepalive = 5
@@ -30,3 +32,14 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 preload_app = True
 # No runtime control socket: nothing uses it, and the image's file system may be read-only.
 control_socket_disable = True
+
+
+# On SIGTERM: drain first (DEPLOYKIT_WEB_DRAIN_SECONDS from the settings, loaded by preload_app), then
+# gunicorn's graceful stop. The grace period of the container or unit must cover both.
+def when_ready(server):
+    from django.conf import settings
+
+    gunicorn_drain.install(server, settings.DEPLOYKIT_WEB_DRAIN_SECONDS)
+
+
+pre_request = gunicorn_drain.pre_request

@@ -300,6 +300,14 @@ BEAT_LOCK_ID = 0x0BEA7  # any constant bigint, unique per project sharing a data
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 DEPLOYKIT_BEAT_LAST_RUN = "jobs.models.beat_last_run"  # read by /status
 
+# --- Web drain (deploykit/gunicorn_drain.py, docs/reliability.md#web-rollouts) ---------------------------
+# Seconds gunicorn keeps serving after SIGTERM, answering /readyz 503 and closing kept-alive connections,
+# so a Service or load balancer in front stops sending new requests before the listener closes. 0 where
+# nothing routes around this process (one web container behind the Compose proxy); the chart sets 10.
+# It adds to the stop: the grace period (Compose stop_grace_period, terminationGracePeriodSeconds, systemd
+# TimeoutStopSec) must cover it plus GUNICORN_TIMEOUT.
+DEPLOYKIT_WEB_DRAIN_SECONDS = env.int("DEPLOYKIT_WEB_DRAIN_SECONDS", 0, minimum=0)
+
 # --- Timeouts on broker and result-store connections (docs/reliability.md#timeouts) -------------------
 # A broker that stops answering without closing its connections (a frozen VM or container, a partition that
 # drops packets, a failover behind a virtual IP) is not refused: without timeouts a publish waits on the

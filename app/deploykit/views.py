@@ -2,6 +2,7 @@
 
 /healthz  liveness: the process answers; touches nothing else.
 /readyz   readiness: only what the web tier needs to serve -- the database. Fast.
+          While the process drains before stopping (drain.py) it answers 503 {"draining": true}.
 /status   deep check for people and smoke tests: database, broker, workers seen, beat's last run.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
-from . import checks
+from . import checks, drain
 
 
 @never_cache
@@ -20,6 +21,8 @@ def healthz(request):
 
 @never_cache
 def readyz(request):
+    if drain.draining():
+        return JsonResponse({"draining": True}, status=503)
     db = checks.check_database()
     if db["ok"]:
         return JsonResponse({"database": "ok"})

@@ -1,9 +1,11 @@
 """The start scripts as real processes: migrate + beat on PostgreSQL (single-instance lock), web through
 gunicorn (probes, static files, JSON logs), Flower's authentication, and the worker heartbeat."""
 
+from http.client import HTTPConnection
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -200,6 +202,62 @@ def test_web_logs_json(web):
 def test_web_stops_gracefully_on_sigterm(web):
     """Last of the web tests: SIGTERM reaches gunicorn itself (start-web ends in exec) and it exits 0."""
     assert web.stop(signal.SIGTERM, timeout=40) == 0
+
+
+# --- web: drain and stop (deploykit/gunicorn_drain.py) ----------------------------------------------------
+def test_web_drains_before_it_stops(start_app, django_db_setup, redis_server):
+    """SIGTERM with DEPLOYKIT_WEB_DRAIN_SECONDS: /readyz turns 503 at once and every answer closes its
+    connection, yet requests are still served; gunicorn stops only after the drain."""
+    port = free_port()
+    web = start_app("start-web", name="web-drain", PORT=port, GUNICORN_WORKERS=2, GUNICORN_THREADS=2,
+                    DEPLOYKIT_WEB_DRAIN_SECONDS=4)
+    wait_for(lambda: port_open(port), 90, "gunicorn")
+
+    def get(path: str) -> tuple[int, str, dict]:  # over HTTP/1.1 keep-alive, unlike urllib
+        connection = HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.getheader("Connection"), json.loads(response.read())
+        finally:
+            connection.close()
+
+    assert get("/readyz") == (200, "keep-alive", {"database": "ok"})
+    web.proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    wait_for(lambda: get("/readyz")[0] == 503, 3, "/readyz to turn 503", interval=0.1)
+    assert get("/readyz") == (503, "close", {"draining": True})
+    assert get("/healthz") == (200, "close", {"status": "ok"})  # still serving, not keeping connections
+    assert web.proc.wait(30) == 0
+    assert time.monotonic() - signalled >= 4 - 0.5, "gunicorn stopped before the drain was over"
+
+
+def test_stopping_web_refuses_new_connections_while_it_finishes_one_in_flight(start_app, django_db_setup,
+                                                                              redis_server):
+    """gthread queued connections while finishing its requests and reset them when it closed: a proxy
+    cannot tell whether a reset POST ran. Ours closes its listeners first, so a new connection is refused
+    (safe to send elsewhere) while the request in flight is still answered."""
+    port = free_port()
+    web = start_app("start-web", name="web-stop", PORT=port, GUNICORN_WORKERS=2, GUNICORN_THREADS=2)
+    wait_for(lambda: port_open(port), 90, "gunicorn")
+    in_flight = socket.create_connection(("127.0.0.1", port), timeout=10)
+    in_flight.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")  # headers not finished yet
+    time.sleep(0.5)  # accepted by a worker: now in flight
+    web.proc.send_signal(signal.SIGTERM)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    wait_for(refused, 5, "new connections to be refused", interval=0.1)
+    assert web.proc.poll() is None, "gunicorn exited instead of finishing the request in flight"
+    in_flight.sendall(b"\r\n")
+    assert in_flight.recv(4096).startswith(b"HTTP/1.1 200")
+    in_flight.close()
+    assert web.proc.wait(30) == 0
 
 
 # --- Flower ---------------------------------------------------------------------------------------------

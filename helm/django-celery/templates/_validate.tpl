@@ -21,6 +21,9 @@ Render-time checks: each `fail` names the values to change. Called from validate
 {{- fail "pgbouncer.enabled with an external database needs secrets.existingSecret (holding pgbouncer-userlist and a DATABASE_URL pointing at PgBouncer) and pgbouncer.upstream" }}
 {{- end }}
 {{- end }}
+{{- if lt (int $v.web.terminationGracePeriodSeconds) (add $v.web.drainSeconds $v.web.gunicorn.timeout | int) }}
+{{- fail (printf "web.terminationGracePeriodSeconds (%v) must cover web.drainSeconds + web.gunicorn.timeout (%v): the kubelet kills a web pod still finishing its requests" $v.web.terminationGracePeriodSeconds (add $v.web.drainSeconds $v.web.gunicorn.timeout)) }}
+{{- end }}
 {{- if and $v.redis.enabled $v.rabbitmq.enabled }}
 {{- fail "redis.enabled and rabbitmq.enabled are both true: bundle only the broker named by broker.type" }}
 {{- end }}
