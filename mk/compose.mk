@@ -9,7 +9,7 @@ COMPOSE = docker compose -p $(COMPOSE_PROJECT) -f compose/compose.yaml $(if $(fi
 	--env-file $(COMPOSE_ENV_FILE) $(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))
 N ?= 3
 
-.PHONY: images up down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 compose-env
+.PHONY: images up rollout-web down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 compose-env
 
 images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry)
 	@compose/scripts/build-images.sh
@@ -17,9 +17,13 @@ images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto
 compose-env:
 	@scripts/gen-env.sh $(COMPOSE_ENV_FILE)
 
-up: docker compose-env images ## Start the stack (BROKER=rabbitmq for RabbitMQ), wait until healthy, print the URLs
+up: docker compose-env images ## Start the stack, or redeploy it (web rolled without a failed request); BROKER=rabbitmq for RabbitMQ
+	@compose/scripts/rollout-web.sh $(COMPOSE)
 	@$(COMPOSE) up -d --wait --wait-timeout 300 --remove-orphans
 	@compose/scripts/print-urls.sh $(COMPOSE_ENV_FILE) "$(COMPOSE)"
+
+rollout-web: docker ## Replace the running web container(s) without a failed request: new beside old, then the old drains
+	@compose/scripts/rollout-web.sh $(COMPOSE)
 
 down: ## Stop the stack (keeps data volumes; `make down V=1` deletes them too)
 	@$(COMPOSE) down --remove-orphans $(if $(V),-v)

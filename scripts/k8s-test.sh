@@ -15,6 +15,9 @@ export NAMESPACE=${NAMESPACE:-django-celery} RELEASE=${RELEASE:-django-celery}
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export LOCAL_PORT=${LOCAL_PORT:-$(free_port)} LOCAL_HTTP_PORT=${LOCAL_HTTP_PORT:-$(free_port)}
 
+# The smoke suite's browser test drives Debian's chromium: install it here too (make test-k8s alone, fresh machine).
+compose/scripts/ensure-chromium.sh
+
 timings=()
 step() {  # step NAME CMD...: run and record its duration (also when it fails)
     local name=$1 start=$SECONDS rc=0; shift

@@ -11,8 +11,8 @@ import time
 import pytest
 import testinfra
 
-from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, following_logs, front_door, get,
-                       namespaced_objects, release_pods, send_tasks, wait_all_done)
+from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, Load, chart_script, count_runs, following_logs, front_door,
+                       get, namespaced_objects, release_pods, send_side_effects, wait_all_done)
 from conftest import kubectl, require_live
 from polling import wait_until
 
@@ -91,20 +91,22 @@ def test_keda_scales_a_pool_up_on_its_queue_and_back_down_with_every_task_done()
         for c in json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))["status"]["conditions"]),
         90, "the ScaledObject to be Ready (KEDA reads the queue)")
     assert replicas(pool) == minimum
-    with front_door() as (base, session):
-        # 60 two-second tasks: about a minute of work for one pod (concurrency 2), a backlog of
-        # ~50 against a target of 5 per replica, so KEDA wants the maximum.
-        ids = send_tasks(base, session, 60, 2)
-        seen = {replicas(pool)}
-        deadline = time.monotonic() + 240
-        while max(seen) <= minimum and time.monotonic() < deadline:
-            seen.add(replicas(pool))
-            time.sleep(1)
-        assert max(seen) > minimum, f"{pool} stayed at {sorted(seen)} replicas with a backlog"
-        counts = wait_all_done(base, session, ids, timeout=300)
-    assert counts == {"SUCCESS": 60}
+    # 60 two-second side-effect tasks: about a minute of work for one pod (concurrency 2), a backlog of
+    # ~50 against a target of 5 per replica, so KEDA wants the maximum. Runs are counted per task id,
+    # again after the scale-in, whose pods stop with tasks of theirs possibly still running.
+    sent = send_side_effects(60, 2)
+    seen = {replicas(pool)}
+    deadline = time.monotonic() + 240
+    while max(seen) <= minimum and time.monotonic() < deadline:
+        seen.add(replicas(pool))
+        time.sleep(1)
+    assert max(seen) > minimum, f"{pool} stayed at {sorted(seen)} replicas with a backlog"
+    assert count_runs(sent, timeout=300) == {"sent": 60, "done": 60, "lost": 0, "duplicated": 0}
     wait_until(lambda: replicas(pool) == minimum, 240, f"{pool} to scale back down to {minimum} after the queue drained")
     assert max(seen) <= maximum
+    runs = count_runs(sent, timeout=60)
+    print(f"\nKEDA scale-out and scale-in: replicas seen {sorted(seen)}; side-effect tasks {runs}")
+    assert runs == {"sent": 60, "done": 60, "lost": 0, "duplicated": 0}, runs
 
 
 def app_deployments() -> dict[str, dict]:
@@ -114,17 +116,27 @@ def app_deployments() -> dict[str, dict]:
 
 
 @pytest.mark.timeout(900)
-def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_and_loses_no_task():
+def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_under_load_failing_no_request_running_every_task_once():
+    """`helm upgrade` rolls every app pod while clients send 30 requests/s through the front door, each on
+    a new connection, and side-effect tasks of 15 s are in flight on the rolling workers: no request may
+    fail (web drains: deploykit/gunicorn_drain.py), no task may be lost or run twice (worker leases)."""
     before = app_deployments()
     assert {f"{FULL}-web", f"{FULL}-beat", f"{FULL}-flower", f"{FULL}-worker-default"} <= set(before)
     old_pods = [p for p in release_pods() if p["metadata"]["labels"]["app.kubernetes.io/component"]
                 not in ("redis", "postgresql", "migrate")]
     old_uids = {p["metadata"]["uid"] for p in old_pods}
     with front_door() as (base, session), following_logs([p for p in old_pods if "worker" in p["metadata"]["name"]]):
-        ids = send_tasks(base, session, 20, 3)  # in flight while the workers roll
-        chart_script("install", "--set", "config.logLevel=DEBUG")
-        counts = wait_all_done(base, session, ids, timeout=300)
-    assert counts == {"SUCCESS": 20}, counts
+        sent = send_side_effects(12, 15)  # in flight while the workers roll
+        with Load(base, session.verify, rate=30) as load:
+            chart_script("install", "--set", "config.logLevel=DEBUG")
+        runs = count_runs(sent, timeout=300)
+        states = wait_all_done(base, session, load.accepted, timeout=300)
+    print(f"\nUPGRADE under load: {load.total} requests in {load.seconds:.0f} s, answers {load.answers}; "
+          f"tasks started {len(load.accepted)}: {states}; side-effect tasks {runs}")
+    assert not load.failures, f"requests that failed during the upgrade: {load.answers}\n" + "\n".join(load.failures[:20])
+    assert load.total / load.seconds >= 20, f"the load was {load.total / load.seconds:.1f} requests/s, not 20"
+    assert states == {"SUCCESS": len(load.accepted)}, states
+    assert runs == {"sent": 12, "done": 12, "lost": 0, "duplicated": 0}, runs
     assert kubectl("-n", NAMESPACE, "get", "configmap", f"{FULL}-config", "-o", "jsonpath={.data.LOG_LEVEL}") == "DEBUG"
     after = app_deployments()
     for name, deployment in before.items():
