@@ -74,6 +74,27 @@ def test_checksum_annotations_roll_pods_on_config_change():
     assert with_existing[1] == checksums({"secrets": {"existingSecret": "app-env"}})[1]
 
 
+def test_secret_checksums_do_not_change_between_renders_of_generated_secrets():
+    """Generated passwords are random at each render; a checksum over them differed between `helm install`
+    and the first `helm upgrade` and restarted the bundled Redis and PostgreSQL in the middle of it."""
+    values = {"database": {"url": ""}, "broker": {"url": ""}, "redis": {"enabled": True}, "postgresql": {"enabled": True},
+              "workers": {"keda": {"redis": {"address": ""}}}}
+
+    def checksums():
+        return {(o["kind"], o["metadata"]["name"]): o["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+                for o in render_chart(values=values) if o["kind"] in ("Deployment", "StatefulSet")
+                and "checksum/secret" in o["spec"]["template"]["metadata"].get("annotations", {})}
+
+    first = checksums()
+    assert {("StatefulSet", "release-django-celery-redis"), ("StatefulSet", "release-django-celery-postgresql"),
+            ("Deployment", "release-django-celery-web")} <= set(first)
+    assert checksums() == first
+    changed = values | {"redis": {"enabled": True, "password": "r" * 32}}
+    assert render_chart(values=changed) and checksums() == first  # the render itself stays stable
+    redis = by_kind_name(render_chart(values=changed), "StatefulSet", "release-django-celery-redis")
+    assert redis["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] != first[("StatefulSet", "release-django-celery-redis")]
+
+
 def test_checksums_on_every_app_pod():
     for dep in of_kind(render_chart(), "Deployment"):
         ann = dep["spec"]["template"]["metadata"].get("annotations", {})

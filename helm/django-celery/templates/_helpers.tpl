@@ -70,12 +70,20 @@ app.kubernetes.io/part-of: {{ include "dc.name" .ctx }}
 {{- end }}
 
 {{/* Checksums roll the pods when config or the generated Secret changes. */}}
+{{/* The Secret's checksum with every generated value masked: generated values are random at each
+render (an install renders them again for every include) and never change once kept, so a checksum over
+them differed between the install and the first upgrade and restarted Redis and PostgreSQL mid-upgrade.
+Values given in values.yaml, hosts and names still change it. */}}
+{{- define "dc.secretChecksum" -}}
+{{- include (print .Template.BasePath "/config/secret.yaml") (merge (dict "ChecksumOnly" true) .) | sha256sum -}}
+{{- end }}
+
 {{- define "dc.checksumAnnotations" -}}
 checksum/config: {{ include (print .Template.BasePath "/config/configmap.yaml") . | sha256sum }}
 {{- if .Values.secrets.existingSecret }}
 checksum/secret: {{ print "existing:" .Values.secrets.existingSecret | sha256sum }}
 {{- else }}
-checksum/secret: {{ include (print .Template.BasePath "/config/secret.yaml") . | sha256sum }}
+checksum/secret: {{ include "dc.secretChecksum" . }}
 {{- end }}
 {{- with .Values.podAnnotations }}
 {{ toYaml . }}
