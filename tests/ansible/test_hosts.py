@@ -45,9 +45,20 @@ def test_web_services_and_sockets(name):
     assert_running_and_enabled(h, *WEB_SERVICES)
     assert h.socket("tcp://0.0.0.0:443").is_listening
     assert h.socket("tcp://0.0.0.0:80").is_listening
-    # gunicorn is reachable through nginx only.
+    # gunicorn is reachable through nginx only, on the socket systemd holds (app-web.socket), which it
+    # inherits (LISTEN_FDS) instead of binding its own: one listener, shared by systemd and gunicorn.
+    assert_running_and_enabled(h, "app-web.socket")
     assert h.socket("tcp://127.0.0.1:8000").is_listening
     assert not h.socket("tcp://0.0.0.0:8000").is_listening
+    listeners = h.check_output("ss -Hltnpe 'sport = :8000'").splitlines()
+    assert len(listeners) == 1 and '"systemd",pid=1,' in listeners[0], listeners
+    inode = listeners[0].split(" ino:")[1].split()[0]
+    # gunicorn's master holds that very socket (root in the fleet's containers cannot read another
+    # user's fds: look as the app user).
+    master = h.check_output("systemctl show -p MainPID --value app-web").strip()
+    fds = h.check_output(f"setpriv --reuid=app --regid=app --init-groups find /proc/{master}/fd -lname 'socket:*' "
+                         "-printf '%l\\n'")
+    assert f"socket:[{inode}]" in fds.split(), (inode, fds)
     # No database or broker on a web host.
     assert not h.socket("tcp://0.0.0.0:5432").is_listening
     assert not h.socket("tcp://0.0.0.0:6379").is_listening
