@@ -9,11 +9,8 @@ tasks. Every web host's gunicorn must be replaced (a new MainPID of app-web), no
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import pathlib
 import subprocess
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +19,7 @@ import pytest
 import requests
 
 from conftest import ROOT, SERVER_NAME, group, host
+from load import Load
 
 CLIENTS = 24  # threads, spread over PROCESSES client processes
 PROCESSES = 4
@@ -34,79 +32,22 @@ def main_pids() -> dict[str, str]:
     return {name: host(name).check_output("systemctl show -p MainPID --value app-web").strip() for name in group("web")}
 
 
-def clients(base: str, numbers: list[int], read_url: str, stopping, results) -> None:
-    """One client process: a thread per number, each sending a request every CLIENTS/RATE s until
-    `stopping` is set, then (answers, failures, accepted task ids) onto `results`."""
-    answers: Counter = Counter()
-    failures: list[str] = []
-    accepted: list[str] = []
-
-    def client(n: int) -> None:
-        next_at = time.monotonic()
-        while not stopping.is_set():
-            try:
-                with requests.Session() as session:  # a new connection every time, no retry
-                    session.trust_env, session.verify = False, False
-                    session.headers.update({"Host": SERVER_NAME, "Connection": "close"})
-                    response = (session.post(f"{base}/api/tasks/", json={"task": "add", "args": [n, 1]}, timeout=60)
-                                if n % 2 else session.get(read_url, timeout=60))
-                answers[response.status_code] += 1
-                if response.status_code == 202:
-                    accepted.append(response.json()["id"])
-                elif response.status_code >= 500:
-                    failures.append(f"{time.strftime('%H:%M:%S')} {response.status_code} {response.text[:200]}")
-            except requests.RequestException as exc:
-                answers[type(exc).__name__] += 1
-                failures.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
-            next_at += CLIENTS / RATE
-            stopping.wait(max(0.0, next_at - time.monotonic()))
-
-    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in numbers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(90)
-    results.put((dict(answers), failures, accepted))
-
-
 @pytest.mark.skipif(not SOURCE, reason="needs FLEET_RELEASE_SRC: a release snapshot to deploy (run.sh sets it)")
 def test_rolling_deploy_under_load_fails_no_request(web):
-    created = web.post(f"{web.base}/api/tasks/", json={"task": "add", "args": [1, 2]}, timeout=10)
-    assert created.status_code == 202, created.text
-    read_url = f"{web.base}/api/tasks/{created.json()['id']}/"
-    # Several client processes: one Python process (the GIL) fell short of 20/s on the loaded machine.
-    ctx = multiprocessing.get_context("fork")
-    stopping, results = ctx.Event(), ctx.Queue()
-    processes = [ctx.Process(target=clients, args=(web.base, list(range(p, CLIENTS, PROCESSES)), read_url, stopping, results),
-                             daemon=True) for p in range(PROCESSES)]
     before = main_pids()
-    started = time.monotonic()
-    for process in processes:
-        process.start()
-    time.sleep(3)  # load before the deploy
-    deploy = subprocess.run([str(ROOT / "tests/ansible/playbook.sh"), SOURCE, "deploy.yml"], capture_output=True, text=True)
-    time.sleep(3)  # and after it
-    stopping.set()
-    answers: Counter = Counter()
-    failures: list[str] = []
-    accepted: list[str] = []
-    for _ in processes:
-        counts, failed, ids = results.get(timeout=120)
-        answers.update(counts)
-        failures += failed
-        accepted += ids
-    seconds = time.monotonic() - started
-    for process in processes:
-        process.join(10)
+    with Load(web.base, False, rate=RATE, clients=CLIENTS, processes=PROCESSES, headers={"Host": SERVER_NAME}) as load:
+        time.sleep(3)  # load before the deploy
+        deploy = subprocess.run([str(ROOT / "tests/ansible/playbook.sh"), SOURCE, "deploy.yml"], capture_output=True, text=True)
+        time.sleep(3)  # and after it
     after = main_pids()
-    total = sum(answers.values())
-    print(f"\nansible-web-rollout: requests={total} ok={answers[200] + answers[202]} failed={len(failures)} "
-          f"seconds={seconds:.1f} rate={total / seconds:.1f}/s answers={dict(answers)} app-web MainPID {before} -> {after}")
+    answers, failures, accepted = load.answers, load.failures, load.accepted
+    print(f"\nansible-web-rollout: requests={load.total} ok={answers[200] + answers[202]} failed={len(failures)} "
+          f"seconds={load.seconds:.1f} rate={load.per_second:.1f}/s answers={dict(answers)} app-web MainPID {before} -> {after}")
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr + LOG.read_text()[-6000:]
     replaced = [name for name in before if after[name] not in ("0", before[name])]
     assert replaced == list(before), f"app-web MainPID before {before}, after {after}: not every web process was replaced"
     assert not failures, f"requests that failed during the rolling deploy: {dict(answers)}\n" + "\n".join(failures[:20])
-    assert total / seconds >= 20, f"the load was {total / seconds:.1f} requests/s, not 20"
+    assert load.per_second >= 20, f"the load was {load.per_second:.1f} requests/s, not 20"
     assert answers[202] > 0 and answers[200] > 0, answers
 
     def state(task_id: str) -> str:

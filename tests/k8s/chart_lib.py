@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import time
 from contextlib import contextmanager
 
@@ -156,69 +155,3 @@ def count_runs(sent: list[str], timeout: float) -> dict[str, int]:
             return {"sent": len(sent), "done": done, "lost": len(sent) - done,
                     "duplicated": sum(max(0, seen[i][0] - 1) for i in sent if i in seen)}
         time.sleep(2)
-
-
-class Load:
-    """Clients sending requests through the front door at `rate` per second in all, each on a new
-    connection (no keep-alive, no retry): reads of one task's result and task starts, half each.
-    `answers` counts status codes and exception names; `accepted` holds the ids of the tasks started."""
-
-    def __init__(self, base: str, ca: str, rate: float = 30, clients: int = 6):
-        self.base, self.ca, self.interval, self.clients = base, ca, clients / rate, clients
-        self.answers: dict = {}
-        self.accepted: list[str] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-
-    def _request(self, n: int, read_url: str) -> None:
-        try:
-            with requests.Session() as session:  # a new connection every time
-                session.trust_env, session.verify = False, self.ca
-                session.headers["Connection"] = "close"
-                if n % 2:
-                    response = session.post(self.base + "/api/tasks/", json={"task": "add", "args": [n, 1]}, timeout=60)
-                else:
-                    response = session.get(self.base + read_url, timeout=60)
-            key = response.status_code
-        except requests.RequestException as exc:
-            key, response = type(exc).__name__, None
-            with self._lock:
-                self.failures.append(f"{time.strftime('%H:%M:%S')} {exc}")
-        with self._lock:
-            self.answers[key] = self.answers.get(key, 0) + 1
-            if response is not None and response.status_code == 202:
-                self.accepted.append(response.json()["id"])
-            elif response is not None and response.status_code >= 500:
-                self.failures.append(f"{time.strftime('%H:%M:%S')} {response.status_code} {response.text[:200]}")
-
-    def __enter__(self):
-        with requests.Session() as session:
-            session.trust_env, session.verify = False, self.ca
-            first = session.post(self.base + "/api/tasks/", json={"task": "add", "args": [1, 2]}, timeout=30)
-        assert first.status_code == 202, first.text
-        read_url = f"/api/tasks/{first.json()['id']}/"
-
-        def client(n: int) -> None:
-            next_at = time.monotonic()
-            while not self._stop.is_set():
-                self._request(n, read_url)
-                next_at += self.interval
-                self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-        self.started = time.monotonic()
-        self._threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(self.clients)]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(90)
-        self.seconds = time.monotonic() - self.started
-
-    @property
-    def total(self) -> int:
-        return sum(self.answers.values())

@@ -11,9 +11,10 @@ import time
 import pytest
 import testinfra
 
-from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, Load, chart_script, count_runs, following_logs, front_door,
+from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, count_runs, following_logs, front_door,
                        get, namespaced_objects, release_pods, send_side_effects, wait_all_done)
 from conftest import kubectl, require_live
+from load import Load
 from polling import wait_until
 
 # A word of PID 1's command line per component (the images' start scripts exec into these).
@@ -144,7 +145,7 @@ def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_under_load_fail
           f"tasks started {len(load.accepted)}: {states}; side-effect tasks {runs}")
     assert data_pods() == data_before, "an app setting restarted a bundled data service (pod uid, restarts)"
     assert not load.failures, f"requests that failed during the upgrade: {load.answers}\n" + "\n".join(load.failures[:20])
-    assert load.total / load.seconds >= 20, f"the load was {load.total / load.seconds:.1f} requests/s, not 20"
+    assert load.per_second >= 20, f"the load was {load.per_second:.1f} requests/s, not 20"
     assert states == {"SUCCESS": len(load.accepted)}, states
     assert runs == {"sent": 12, "done": 12, "lost": 0, "duplicated": 0}, runs
     assert kubectl("-n", NAMESPACE, "get", "configmap", f"{FULL}-config", "-o", "jsonpath={.data.LOG_LEVEL}") == "DEBUG"
