@@ -120,17 +120,25 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
 class LeaseStep(bootsteps.StartStopStep):
     """Consumer bootstep: takes the worker process' lease (deploykit.lease) before the event loop first
-    consumes, on a Redis broker. The lease is not stopped with the consumer (a reconnect restarts the
-    consumer's steps): it lives until the process exits."""
+    consumes, on a Redis broker. The lease is not stopped with the consumer: it lives until the process
+    exits (a warm shutdown stops the consumer, then acks what the pool finishes). A second start is a
+    reconnect after a lost broker, and takes a new owner id (see deploykit.lease)."""
 
     requires = ("celery.worker.consumer.connection:Connection",)
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.started = False
 
     def start(self, c):
         from .redis_transport import Channel
 
         if isinstance(c.connection.default_channel, Channel):
             options = c.app.conf.broker_transport_options or {}
-            lease.start(c.app, options.get("lease_ttl", lease.DEFAULT_TTL), c.hostname)
+            held = lease.start(c.app, options.get("lease_ttl", lease.DEFAULT_TTL), c.hostname)
+            if self.started:
+                held.rotate()
+            self.started = True
 
 
 def _configure_logging(**kwargs):

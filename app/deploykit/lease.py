@@ -12,7 +12,11 @@ bucket, or ETA tasks waiting for their time. The receipt (deploykit.redis_transp
 records the owner of each message; deploykit.unacked requeues a message only once its owner's lease
 has expired: the process is gone (kill -9, OOM, a lost host) or could not reach Redis for a whole TTL.
 The owner id is unique per process start, so a container restarted under the same hostname does not
-revive the lease of the process it replaces.
+revive the lease of the process it replaces, and it changes when the worker reconnects after losing the
+broker: Celery then drops what it held (prefetched tasks cleared, running late-ack tasks cancelled), and
+kombu gives those messages back at channel close only if Redis is already reachable again. What it
+could not give back stays owned by the old id, whose lease nobody renews: it expires after a TTL and
+the next round requeues the messages (a broker restart stranded one that way, celery/celery#1307).
 """
 
 from __future__ import annotations
@@ -48,9 +52,26 @@ class Lease:
         self.app = app
         self.ttl = max(3, int(ttl))
         self.pid = os.getpid()
-        self.owner = f"{hostname or socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.hostname = hostname or socket.gethostname()
+        self.owner = self._new_owner()
         self._stopping = threading.Event()
         self._connection = None
+
+    def _new_owner(self) -> str:
+        return f"{self.hostname}:{self.pid}:{uuid.uuid4().hex[:8]}"
+
+    def rotate(self) -> str:
+        """Take a new owner id for what this process receives from now on (after a reconnect); the old
+        one is no longer renewed, so what it still names comes back once its lease expires."""
+        old, self.owner = self.owner, self._new_owner()
+        try:
+            self.renew()
+        except Exception as exc:  # noqa: BLE001 - the renewal thread keeps trying
+            logger.warning("cannot take worker lease %s yet: %s", self.owner, exc)
+            self._reset()
+        logger.warning("reconnected to the broker: worker lease %s replaces %s; what the old one still holds "
+                       "is requeued once it expires (%d s)", self.owner, old, self.ttl)
+        return old
 
     def _client(self):
         if self._connection is None:

@@ -144,6 +144,33 @@ def test_a_killed_workers_messages_come_back_once_its_lease_expired_under_a_new_
     assert list(TaskDelivery.objects.values_list("key", "count")) == [(f"{stranded.id}:0", 1)]
 
 
+def test_what_a_worker_held_when_the_broker_went_away_comes_back_after_its_old_lease(client, own_redis, start_worker):
+    """Redis goes down while a worker holds a running task and three prefetched ones, and comes back with
+    its data (as a restart with persistence does). Celery drops what it held; kombu could not give the
+    messages back (Redis was down at channel close), so they are in `unacked` under the worker's owner
+    id. The worker reconnects under a new id: the old lease expires and a round requeues them, each run
+    once more at most (the running one was cancelled by the connection loss)."""
+    fast = {"DEPLOYKIT_RECOVERY_INTERVAL": "1", "DEPLOYKIT_LEASE_TTL": "3"}
+    holder = start_worker("holder", CELERY_WORKER_PREFETCH_MULTIPLIER="4", **fast)
+    running = tasks.side_effect.delay(20)
+    wait_for(lambda: Execution.objects.filter(task_id=running.id).exists(), 60, "the long task to start")
+    prefetched = [tasks.side_effect.delay(0) for _ in range(3)]
+    wait_for(lambda: client.hlen("unacked") == 4, 30, "every message received by the worker")
+    (before,) = owners(client)
+    client.save()
+    own_redis.stop()
+    holder.wait_for_output("Connection to broker lost", 30)
+    own_redis.start()  # loads the dump: four messages in `unacked`, owned by `before`
+
+    for result in (running, *prefetched):
+        assert wait_state(result, timeout=90).state == "SUCCESS", holder.output()[-3000:]
+    assert runs(*prefetched) == {r.id: 1 for r in prefetched}
+    assert runs(running) == {running.id: 2}  # cancelled by the connection loss, then run in full
+    assert before not in owners(client) and not client.exists(lease.key(before))
+    assert "replaces " + before in holder.output()
+    wait_for(lambda: client.hlen("unacked") == 0 and client.hlen(OWNERS_KEY) == 0, 30, "the acks")
+
+
 def test_a_late_ack_of_the_first_copy_leaves_the_requeued_copys_receipt(client):
     app = tasks.sleep.app
     tasks.sleep.delay(0)
