@@ -40,4 +40,4 @@ step "helm install" scripts/k8s-chart.sh install
 step "smoke suite" env INGRESS_NAMESPACE="$NAMESPACE" INGRESS_SERVICE=front-door TLS_SECRET=front-door-tls \
     scripts/smoke-k8s.sh -p no:cacheprovider
 step "chart tests" env K8S_LIVE=1 .venv/bin/python -m pytest -c tests/k8s/pytest.ini --rootdir tests/k8s \
-    -p no:cacheprovider tests/k8s/test_chart.py "$@"
+    -p no:cacheprovider -s tests/k8s/test_chart.py "$@"  # -s: the figures each test prints land in the CI log
