@@ -159,7 +159,9 @@ def test_pool_child_killed_after_commit_before_ack_runs_again_and_skips(pg_worke
     assert [a[0] for a in runs] == ["start", "ran", "start", "skipped"], runs  # the task ran twice ...
     assert int(runs[2][2]) != child  # ... the second time in another pool child
     assert side_effects(pg_worker, task_id) == 1  # ... and its side effect happened once
-    assert re.search(rf"commit_then_wait\[{task_id}\] succeeded in [0-9.]+s: 'skipped'", pg_worker.proc.output())
+    # The worker logs the result after the task body wrote "skipped": wait for the line, not assume it.
+    wait_for(lambda: re.search(rf"commit_then_wait\[{task_id}\] succeeded in [0-9.]+s: 'skipped'", pg_worker.proc.output()),
+             30, "the worker to log the skipped copy's success")
 
 
 @pytest.mark.integration
