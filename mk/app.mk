@@ -1,6 +1,7 @@
-# The reference Django + Celery application (app/): tests and a local development loop.
+# The reference Django + Celery application (app/) and deploykit/, the package it uses: tests and a local
+# development loop.
 
-APP_COV_OPTS := --cov=app --cov-config=tests/app/coveragerc --cov-report=term-missing:skip-covered --cov-report=xml:build/coverage-app.xml
+APP_COV_OPTS := --cov=app --cov=deploykit/src --cov-config=tests/app/coveragerc --cov-report=term-missing:skip-covered --cov-report=xml:build/coverage-app.xml
 
 .PHONY: test-app app-deps app-run app-unit
 app-deps: # venv + the Debian packages the integration tests run (as root on Debian/Ubuntu, when missing)

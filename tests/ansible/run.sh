@@ -43,12 +43,12 @@ cpu_report() {
 }
 trap cleanup EXIT
 
-# Source snapshots: what a release ships (app/, the lock, the configuration contract).
+# Source snapshots: what a release ships (app/, deploykit/src, the lock, the configuration contract).
 snapshot() {
     local dest=$1
     rm -rf "$dest" && mkdir -p "$dest/requirements" "$dest/docs"
     tar -C "$ROOT" --exclude='__pycache__' --exclude='*.pyc' --exclude='app/media' --exclude='app/staticfiles' \
-        --exclude='app/db.sqlite3*' -cf - app | tar -C "$dest" -xf -
+        --exclude='app/db.sqlite3*' --exclude='*.egg-info' -cf - app deploykit/src | tar -C "$dest" -xf -
     cp requirements/app.lock "$dest/requirements/"
     cp docs/configuration.md "$dest/docs/"
 }

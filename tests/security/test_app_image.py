@@ -30,8 +30,9 @@ ASSIGNED_SECRET = re.compile(r"\b(" + "|".join(SECRET_NAMES) + r"|[A-Z_]*(?:PASS
 # Files that must never be in the image.
 FORBIDDEN_FILES = re.compile(r"(^|/)(\.env|\.git|id_rsa|id_ed25519|\.netrc|\.pypirc|db\.sqlite3|credentials)$"
                              r"|(^|/)\.env\.[^/]*$|^app/media/.+")
-# Text files scanned for secret values: the app code and configuration (the venv holds third-party tests).
-SCANNED_PREFIXES = ("app/", "etc/", "opt/venv/bin/")
+# Text files scanned for secret values: the code (app, deploykit) and configuration (the venv holds
+# third-party tests).
+SCANNED_PREFIXES = ("app/", "opt/deploykit/", "etc/", "opt/venv/bin/")
 
 
 @pytest.fixture(scope="module")

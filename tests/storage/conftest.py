@@ -26,6 +26,7 @@ from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP_DIR = REPO / "app"
+DEPLOYKIT_DIR = REPO / "deploykit" / "src"
 SERVER_START_TIMEOUT = 30
 
 
@@ -138,7 +139,7 @@ def pytest_configure(config):
     config._storage_test = (workdir, server)
     bucket = "uploads-" + secrets.token_hex(4)
     os.environ.update(app_environment(server, workdir, bucket))
-    sys.path.insert(0, str(APP_DIR))
+    sys.path[:0] = [str(APP_DIR), str(DEPLOYKIT_DIR)]
     import django
     from django.core.management import call_command
 
