@@ -126,19 +126,15 @@ class LeaseStep(bootsteps.StartStopStep):
 
     requires = ("celery.worker.consumer.connection:Connection",)
 
-    def __init__(self, parent, **kwargs):
-        super().__init__(parent, **kwargs)
-        self.started = False
-
     def start(self, c):
         from .redis_transport import Channel
 
         if isinstance(c.connection.default_channel, Channel):
             options = c.app.conf.broker_transport_options or {}
+            reconnect = lease.current_owner() is not None  # this process consumed before
             held = lease.start(c.app, options.get("lease_ttl", lease.DEFAULT_TTL), c.hostname)
-            if self.started:
+            if reconnect:
                 held.rotate()
-            self.started = True
 
 
 def _configure_logging(**kwargs):

@@ -64,14 +64,18 @@ class Lease:
         """Take a new owner id for what this process receives from now on (after a reconnect); the old
         one is no longer renewed, so what it still names comes back once its lease expires."""
         old, self.owner = self.owner, self._new_owner()
-        try:
-            self.renew()
-        except Exception as exc:  # noqa: BLE001 - the renewal thread keeps trying
-            logger.warning("cannot take worker lease %s yet: %s", self.owner, exc)
-            self._reset()
+        self.take()
         logger.warning("reconnected to the broker: worker lease %s replaces %s; what the old one still holds "
                        "is requeued once it expires (%d s)", self.owner, old, self.ttl)
         return old
+
+    def take(self) -> None:
+        """The first renewal of an owner id; Redis down (at start, at a reconnect): the thread keeps trying."""
+        try:
+            self.renew()
+        except Exception as exc:  # noqa: BLE001 - the lease expires only after a whole TTL
+            logger.warning("cannot take worker lease %s yet: %s", self.owner, exc)
+            self._reset()
 
     def _client(self):
         if self._connection is None:
@@ -118,11 +122,7 @@ def start(app, ttl: float, hostname: str | None = None) -> Lease:
         if _current is not None and _current.pid == os.getpid():
             return _current
         lease = Lease(app, ttl, hostname)
-        try:
-            lease.renew()
-        except Exception as exc:  # noqa: BLE001 - Redis down at start: the thread keeps trying
-            logger.warning("cannot take worker lease %s yet: %s", lease.owner, exc)
-            lease._reset()
+        lease.take()
         threading.Thread(target=lease._run, name="deploykit-lease", daemon=True).start()
         atexit.register(lease.release)
         _current = lease
