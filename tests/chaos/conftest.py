@@ -25,6 +25,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
 from seclib import REPO, clean_env, compose_cmd, generate_env_file, run, wait_for  # noqa: E402
 
+from load import task_state  # noqa: E402  (tests/lib, on the path by pytest.ini)
+from polling import wait_all_succeeded  # noqa: E402
+
 BROKER = os.environ.get("CHAOS_BROKER", "redis")  # redis | rabbitmq (compose/rabbitmq.yaml)
 PROJECT = os.environ.get("CHAOS_PROJECT", f"sec-chaos-{BROKER}")
 HTTPS_PORT = int(os.environ.get("CHAOS_HTTPS_PORT", "28443"))
@@ -59,36 +62,11 @@ class Stack:
         return self.http.post(self.base + "/api/tasks/", json=body, timeout=30)
 
     def state(self, task_id: str) -> str:
-        response = self.get(f"/api/tasks/{task_id}/")
-        return response.json().get("state", "?") if response.status_code == 200 else f"HTTP {response.status_code}"
+        return task_state(self.http, self.base, task_id)
 
     def wait_all(self, ids: list[str], timeout: float, stall: float | None = None) -> dict[str, str]:
-        """Poll until every task is SUCCESS or the timeout passes; returns the last state of each.
-
-        With `stall`, keep waiting past the timeout while tasks still complete, until none completed for
-        `stall` seconds: a backlog that drains slowly on a busy host is late, not lost."""
-        states = {i: "?" for i in ids}
-        deadline = time.monotonic() + timeout
-        completed = 0
-        while time.monotonic() < deadline:
-            pending = [i for i, s in states.items() if s != "SUCCESS"]
-            if not pending:
-                break
-            with ThreadPoolExecutor(4) as pool:
-                for task_id, state in zip(pending, pool.map(self._safe_state, pending)):
-                    states[task_id] = state
-            now_completed = sum(state == "SUCCESS" for state in states.values())
-            if stall and now_completed > completed:
-                deadline = max(deadline, time.monotonic() + stall)
-            completed = now_completed
-            time.sleep(1)
-        return states
-
-    def _safe_state(self, task_id: str) -> str:
-        try:
-            return self.state(task_id)
-        except requests.RequestException as exc:
-            return f"error {type(exc).__name__}"
+        """Poll until every task is SUCCESS or the time is up; the last state of each (polling.py)."""
+        return wait_all_succeeded(self.state, ids, timeout, stall)
 
     def containers(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service).stdout.split()

@@ -99,27 +99,6 @@ def following_logs(pods: list[dict]):
             out.close()
 
 
-def results(base: str, session: requests.Session, ids: list[str]) -> dict[str, int]:
-    """State -> count of these tasks, read back through the API."""
-    counts: dict[str, int] = {}
-    for task_id in ids:
-        state = session.get(f"{base}/api/tasks/{task_id}/", timeout=30).json()["state"]
-        counts[state] = counts.get(state, 0) + 1
-    return counts
-
-
-def wait_all_done(base: str, session: requests.Session, ids: list[str], timeout: float) -> dict[str, int]:
-    """Poll until every task is SUCCESS (count sent = count done) or fail with the last counts."""
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = results(base, session, ids)
-        if counts.get("SUCCESS", 0) == len(ids):
-            return counts
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(ids)} tasks sent, after {timeout:.0f} s their states are {counts}")
-        time.sleep(2)
-
-
 def namespaced_objects() -> set[tuple[str, str]]:
     """(kind, name) of every object of every listable namespaced kind in the namespace."""
     kinds = kubectl("api-resources", "--namespaced=true", "--verbs=list", "-o", "name").split()

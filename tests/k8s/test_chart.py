@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
+from functools import partial
 
 import pytest
 import testinfra
 
 from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, count_runs, following_logs, front_door,
-                       get, namespaced_objects, release_pods, send_side_effects, wait_all_done)
+                       get, namespaced_objects, release_pods, send_side_effects)
 from conftest import kubectl, require_live
-from load import Load
-from polling import wait_until
+from load import Load, task_state
+from polling import wait_all_succeeded, wait_until
 
 # A word of PID 1's command line per component (the images' start scripts exec into these).
 MAIN_PROCESS = {
@@ -140,7 +142,7 @@ def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_under_load_fail
         with Load(base, session.verify, rate=40, clients=10) as load:
             chart_script("install", "--set", "config.logLevel=DEBUG")
         runs = count_runs(sent, timeout=300)
-        states = wait_all_done(base, session, load.accepted, timeout=300)
+        states = Counter(wait_all_succeeded(partial(task_state, session, base), load.accepted, timeout=300).values())
     print(f"\nUPGRADE under load: {load.total} requests in {load.seconds:.0f} s, answers {load.answers}; "
           f"tasks started {len(load.accepted)}: {states}; side-effect tasks {runs}")
     assert data_pods() == data_before, "an app setting restarted a bundled data service (pod uid, restarts)"

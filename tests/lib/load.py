@@ -109,3 +109,9 @@ class Load:
     @property
     def per_second(self) -> float:
         return self.total / self.seconds
+
+
+def task_state(session: requests.Session, base: str, task_id: str, timeout: float = 15) -> str:
+    """One task's state read through the API, or "HTTP <status>" when the API did not answer 200."""
+    response = session.get(f"{base}/api/tasks/{task_id}/", timeout=timeout)
+    return response.json().get("state", "?") if response.status_code == 200 else f"HTTP {response.status_code}"
