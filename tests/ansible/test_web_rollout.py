@@ -20,7 +20,7 @@ from conftest import ROOT, SERVER_NAME, group, host
 from load import Load, task_state
 from polling import wait_all_succeeded
 
-CLIENTS = 24  # threads, spread over PROCESSES client processes
+CLIENTS = 36  # threads, spread over PROCESSES client processes: each may take 1.2 s per answer and keep the rate
 PROCESSES = 4
 RATE = 30  # requests/s in all
 SOURCE = os.environ.get("FLEET_RELEASE_SRC", "")
