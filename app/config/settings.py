@@ -394,7 +394,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "jobs.api.exception_handler",
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     # The client of a request is the address the one proxy in front of gunicorn saw (Caddy, the VMs' nginx,
     # the ingress controller): the last X-Forwarded-For entry, which a client cannot forge past that proxy.
     "NUM_PROXIES": 1,

@@ -18,4 +18,4 @@ urlpatterns = [
     path("", include("jobs.urls")),
 ]
 
-handler404 = "jobs.api.api_not_found"
+handler404 = "jobs.api.errors.api_not_found"

@@ -1,3 +1,7 @@
+{{/* Calling convention of every helper (define) of this chart: one that needs only the release takes the
+     root context (include "dc.x" $); one that needs more takes (dict "root" $ "component" ...): the root
+     under "root", its other arguments under the same key names everywhere (component, pool, storage...). */}}
+
 {{/* Names ------------------------------------------------------------------ */}}
 {{- define "dc.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
@@ -16,9 +20,9 @@
 {{- end }}
 {{- end }}
 
-{{/* Name of one component's objects: (dict "ctx" $ "component" "web") */}}
+{{/* Name of one component's objects: (dict "root" $ "component" "web") */}}
 {{- define "dc.componentName" -}}
-{{- printf "%s-%s" (include "dc.fullname" .ctx) .component | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" (include "dc.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "dc.serviceAccountName" -}}
@@ -42,20 +46,20 @@
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* Labels: (dict "ctx" $ "component" "web") ------------------------------- */}}
+{{/* Labels: (dict "root" $ "component" "web") ------------------------------- */}}
 {{- define "dc.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "dc.name" .ctx }}
-app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/name: {{ include "dc.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "dc.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{ include "dc.selectorLabels" . }}
-app.kubernetes.io/version: {{ default .ctx.Chart.AppVersion .ctx.Values.image.tag | quote }}
-app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
-app.kubernetes.io/part-of: {{ include "dc.name" .ctx }}
-{{- with .ctx.Values.commonLabels }}
+app.kubernetes.io/version: {{ default .root.Chart.AppVersion .root.Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: {{ include "dc.name" .root }}
+{{- with .root.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -63,8 +67,8 @@ app.kubernetes.io/part-of: {{ include "dc.name" .ctx }}
 {{/* Pod labels of app pods also carry the client label the broker/database NetworkPolicies admit. */}}
 {{- define "dc.appPodLabels" -}}
 {{ include "dc.selectorLabels" . }}
-{{ include "dc.name" .ctx }}/client: "true"
-{{- with .ctx.Values.podLabels }}
+{{ include "dc.name" .root }}/client: "true"
+{{- with .root.Values.podLabels }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -90,30 +94,30 @@ checksum/secret: {{ include "dc.secretChecksum" . }}
 {{- end }}
 {{- end }}
 
-{{/* Pod-level scheduling and security shared by app pods: (dict "ctx" $ "component" "web" "nodeSelector" ... ) */}}
+{{/* Pod-level scheduling and security shared by app pods: (dict "root" $ "component" "web" "nodeSelector" ... ) */}}
 {{- define "dc.podScheduling" -}}
-{{- $ctx := .ctx }}
-{{- with (default $ctx.Values.nodeSelector .nodeSelector) }}
+{{- $root := .root }}
+{{- with (default $root.Values.nodeSelector .nodeSelector) }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with (default $ctx.Values.tolerations .tolerations) }}
+{{- with (default $root.Values.tolerations .tolerations) }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with (default $ctx.Values.affinity .affinity) }}
+{{- with (default $root.Values.affinity .affinity) }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- if $ctx.Values.topologySpread.enabled }}
+{{- if $root.Values.topologySpread.enabled }}
 topologySpreadConstraints:
-{{- range $ctx.Values.topologySpread.topologyKeys }}
-  - maxSkew: {{ $ctx.Values.topologySpread.maxSkew }}
+{{- range $root.Values.topologySpread.topologyKeys }}
+  - maxSkew: {{ $root.Values.topologySpread.maxSkew }}
     topologyKey: {{ . }}
-    whenUnsatisfiable: {{ $ctx.Values.topologySpread.whenUnsatisfiable }}
+    whenUnsatisfiable: {{ $root.Values.topologySpread.whenUnsatisfiable }}
     labelSelector:
       matchLabels:
-        {{- include "dc.selectorLabels" (dict "ctx" $ctx "component" $.component) | nindent 8 }}
+        {{- include "dc.selectorLabels" (dict "root" $root "component" $.component) | nindent 8 }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -131,16 +135,16 @@ imagePullSecrets:
 
 {{/* Environment of app containers: ConfigMap for settings, one secretKeyRef per secret name.
      Explicit refs (not envFrom on the Secret) so only contract names become env vars, and each
-     container gets only the secrets it uses: (dict "ctx" $ "secretKeys" (list "FLOWER_USER") "storage" true).
+     container gets only the secrets it uses: (dict "root" $ "secretKeys" (list "FLOWER_USER") "storage" true).
      Only containers that read or write files ("storage" true: web, workers, migrations, the bucket step)
      get the S3 key pair; the others (beat, Flower) run with STORAGE_BACKEND=filesystem instead, because
      the settings require the key pair whenever STORAGE_BACKEND=s3 and they never touch a file. */}}
 {{- define "dc.appEnv" -}}
-{{- $ctx := .ctx }}
-{{- $secret := include "dc.secretName" $ctx }}
+{{- $root := .root }}
+{{- $secret := include "dc.secretName" $root }}
 {{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" }}
 {{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
-{{- $s3 := eq $ctx.Values.storage.backend "s3" }}
+{{- $s3 := eq $root.Values.storage.backend "s3" }}
 {{- if and $s3 .storage }}
 {{- $names = concat $names (list "STORAGE_S3_ACCESS_KEY_ID" "STORAGE_S3_SECRET_ACCESS_KEY") }}
 {{- end }}
@@ -158,7 +162,7 @@ imagePullSecrets:
 - name: STORAGE_BACKEND
   value: filesystem
 {{- end }}
-{{- with $ctx.Values.extraEnv }}
+{{- with $root.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -168,60 +172,62 @@ imagePullSecrets:
     name: {{ include "dc.configName" . }}
 {{- end }}
 
-{{/* Volumes of app pods: writable /tmp (read-only root filesystem) and the shared media claim. */}}
+{{/* Volumes of app pods: writable /tmp (read-only root filesystem) and the shared media claim:
+     (dict "root" $ "noMedia" true) leaves the claim out. */}}
 {{- define "dc.appVolumes" -}}
-{{- $ctx := default . .ctx -}}
+{{- $root := .root -}}
 - name: tmp
   emptyDir:
-    sizeLimit: {{ $ctx.Values.tmpSizeLimit }}
-{{- if and (eq $ctx.Values.storage.backend "filesystem") (not .noMedia) }}
+    sizeLimit: {{ $root.Values.tmpSizeLimit }}
+{{- if and (eq $root.Values.storage.backend "filesystem") (not .noMedia) }}
 - name: media
   persistentVolumeClaim:
-    claimName: {{ default (include "dc.componentName" (dict "ctx" $ctx "component" "media")) $ctx.Values.storage.persistence.existingClaim }}
+    claimName: {{ default (include "dc.componentName" (dict "root" $root "component" "media")) $root.Values.storage.persistence.existingClaim }}
 {{- end }}
-{{- with $ctx.Values.extraVolumes }}
+{{- with $root.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
+{{/* Their mounts: (dict "root" $ "noMedia" true) as for dc.appVolumes. */}}
 {{- define "dc.appVolumeMounts" -}}
 - name: tmp
   mountPath: /tmp
-{{- if and (eq .Values.storage.backend "filesystem") (not .noMedia) }}
+{{- if and (eq .root.Values.storage.backend "filesystem") (not .noMedia) }}
 - name: media
-  mountPath: {{ .Values.storage.mediaRoot }}
+  mountPath: {{ .root.Values.storage.mediaRoot }}
 {{- end }}
-{{- with .Values.extraVolumeMounts }}
+{{- with .root.Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
-{{/* A container of the app image: (dict "ctx" $ "name" "web" "script" "start-web"), or "command" (list ...) instead of "script". */}}
+{{/* A container of the app image: (dict "root" $ "name" "web" "script" "start-web"), or "command" (list ...) instead of "script". */}}
 {{- define "dc.appContainerBase" -}}
 - name: {{ .name }}
-  image: {{ include "dc.image" .ctx }}
-  imagePullPolicy: {{ .ctx.Values.image.pullPolicy }}
+  image: {{ include "dc.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
   command: {{ if .command }}{{ toJson .command }}{{ else }}["/app/bin/{{ .script }}"]{{ end }}
   securityContext:
-    {{- toYaml .ctx.Values.securityContext | nindent 4 }}
+    {{- toYaml .root.Values.securityContext | nindent 4 }}
   {{- if not .hook }}
   envFrom:
-    {{- include "dc.envFrom" .ctx | nindent 4 }}
+    {{- include "dc.envFrom" .root | nindent 4 }}
   {{- end }}
   env:
     {{- if .hook }}
     {{- /* A hook runs before the ConfigMap exists: the same settings, inline. */}}
-    {{- range $k, $v := (include (print .ctx.Template.BasePath "/config/configmap.yaml") .ctx | fromYaml).data }}
+    {{- range $k, $v := (include (print .root.Template.BasePath "/config/configmap.yaml") .root | fromYaml).data }}
     - name: {{ $k }}
       value: {{ $v | quote }}
     {{- end }}
     {{- end }}
-    {{- with (include "dc.appEnv" (dict "ctx" .ctx "secretKeys" .secretKeys "storage" .storage) | trim) }}{{ . | nindent 4 }}{{ end }}
+    {{- with (include "dc.appEnv" (dict "root" .root "secretKeys" .secretKeys "storage" .storage) | trim) }}{{ . | nindent 4 }}{{ end }}
     {{- with .env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
   volumeMounts:
-    {{- include "dc.appVolumeMounts" (dict "Values" .ctx.Values "noMedia" .hook) | nindent 4 }}
+    {{- include "dc.appVolumeMounts" (dict "root" .root "noMedia" .hook) | nindent 4 }}
   {{- with .resources }}
   resources:
     {{- toYaml . | nindent 4 }}
@@ -229,10 +235,10 @@ imagePullSecrets:
 {{- end }}
 
 {{/* initContainer that holds app pods until the schema is current (no hook: no install --wait deadlock).
-     (dict "ctx" $ "storage" true): the same storage access as the pod's main container. */}}
+     (dict "root" $ "storage" true): the same storage access as the pod's main container. */}}
 {{- define "dc.waitForMigrations" -}}
 {{- $storage := .storage }}
-{{- with .ctx }}
+{{- with .root }}
 {{- if and .Values.migrations.enabled .Values.migrations.waitForMigrations.enabled }}
 initContainers:
   - name: wait-for-migrations
@@ -245,16 +251,16 @@ initContainers:
     envFrom:
       {{- include "dc.envFrom" . | nindent 6 }}
     env:
-      {{- with (include "dc.appEnv" (dict "ctx" . "storage" $storage) | trim) }}{{ . | nindent 6 }}{{ end }}
+      {{- with (include "dc.appEnv" (dict "root" . "storage" $storage) | trim) }}{{ . | nindent 6 }}{{ end }}
     volumeMounts:
-      {{- include "dc.appVolumeMounts" . | nindent 6 }}
+      {{- include "dc.appVolumeMounts" (dict "root" .) | nindent 6 }}
     resources:
       {{- toYaml .Values.migrations.resources | nindent 6 }}
 {{- end }}
 {{- end }}
 {{- end }}
 
-{{/* Security context of bundled services: same hardening, their image's own UID. */}}
+{{/* Security context of bundled services: same hardening, their image's own UID: (dict "root" $ "uid" 999) */}}
 {{- define "dc.servicePodSecurity" -}}
 automountServiceAccountToken: false
 securityContext:
@@ -268,26 +274,28 @@ securityContext:
 {{- end }}
 
 {{/* Broker/DB hosts of the bundled services. */}}
-{{- define "dc.redisHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "redis") }}{{- end }}
-{{- define "dc.rabbitmqHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "rabbitmq") }}{{- end }}
-{{- define "dc.postgresqlHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "postgresql") }}{{- end }}
-{{- define "dc.pgbouncerHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "pgbouncer") }}{{- end }}
+{{- define "dc.redisHost" -}}{{ include "dc.componentName" (dict "root" . "component" "redis") }}{{- end }}
+{{- define "dc.rabbitmqHost" -}}{{ include "dc.componentName" (dict "root" . "component" "rabbitmq") }}{{- end }}
+{{- define "dc.postgresqlHost" -}}{{ include "dc.componentName" (dict "root" . "component" "postgresql") }}{{- end }}
+{{- define "dc.pgbouncerHost" -}}{{ include "dc.componentName" (dict "root" . "component" "pgbouncer") }}{{- end }}
 
-{{/* Does the chart run KEDA / HPA for workers? */}}
+{{/* Most replicas a pool can have (autoscaler max, or its fixed replicas): (dict "root" $ "pool" $pool) */}}
 {{- define "dc.workerMaxReplicas" -}}
-{{- if eq .ctx.Values.workers.autoscaler "none" }}{{ .pool.replicas }}{{ else }}{{ .pool.autoscaling.maxReplicas }}{{ end }}
+{{- if eq .root.Values.workers.autoscaler "none" }}{{ .pool.replicas }}{{ else }}{{ .pool.autoscaling.maxReplicas }}{{ end }}
 {{- end }}
 
-{{/* Grace period of a pool: its longest task plus the shutdown margin (warm shutdown waits for running tasks). */}}
+{{/* Grace period of a pool: its longest task plus the shutdown margin (warm shutdown waits for running tasks):
+     (dict "root" $ "pool" $pool) */}}
 {{- define "dc.workerGracePeriod" -}}
 {{- $longest := .pool.longestTaskSeconds | int }}
-{{- if eq $longest 0 }}{{ $longest = .ctx.Values.config.celery.taskTimeLimit | int }}{{ end }}
-{{- add $longest (.ctx.Values.workers.shutdownMarginSeconds | int) }}
+{{- if eq $longest 0 }}{{ $longest = .root.Values.config.celery.taskTimeLimit | int }}{{ end }}
+{{- add $longest (.root.Values.workers.shutdownMarginSeconds | int) }}
 {{- end }}
 
-{{/* HPA resource metrics: (dict "cpu" 70 "memory" 0); 0 leaves a metric out. */}}
+{{/* HPA resource metrics: (dict "root" $ "cpu" 70 "memory" 0); 0 leaves a metric out. */}}
 {{- define "dc.resourceMetrics" -}}
-{{- range $resource, $target := . }}
+{{- range $resource := list "cpu" "memory" }}
+{{- $target := get $ $resource }}
 {{- if $target }}
 - type: Resource
   resource:
@@ -302,10 +310,10 @@ securityContext:
 {{/* Bundled services are for evaluation: labelled so policy engines and people can tell. */}}
 {{- define "dc.evaluationLabels" -}}
 {{ include "dc.labels" . }}
-{{ include "dc.name" .ctx }}/evaluation-only: "true"
+{{ include "dc.name" .root }}/evaluation-only: "true"
 {{- end }}
 
-{{/* A ClusterIP Service for a bundled service: (dict "ctx" $ "component" "redis" "port" 6379 "portName" "redis") */}}
+{{/* A ClusterIP Service for a bundled service: (dict "root" $ "component" "redis" "port" 6379 "portName" "redis") */}}
 {{- define "dc.bundledService" -}}
 apiVersion: v1
 kind: Service
@@ -325,7 +333,7 @@ spec:
       protocol: TCP
 {{- end }}
 
-{{/* volumeClaimTemplates entry: (dict "persistence" .Values.redis.persistence) */}}
+{{/* volumeClaimTemplates entry: (dict "root" $ "persistence" .Values.redis.persistence) */}}
 {{- define "dc.dataClaimTemplate" -}}
 volumeClaimTemplates:
   - metadata:
@@ -340,12 +348,12 @@ volumeClaimTemplates:
           storage: {{ .persistence.size }}
 {{- end }}
 
-{{/* Env entry reading one key of the app Secret: (dict "ctx" $ "name" "REDIS_PASSWORD" "key" "redis-password") */}}
+{{/* Env entry reading one key of the app Secret: (dict "root" $ "name" "REDIS_PASSWORD" "key" "redis-password") */}}
 {{- define "dc.secretEnv" -}}
 - name: {{ .name }}
   valueFrom:
     secretKeyRef:
-      name: {{ include "dc.secretName" .ctx }}
+      name: {{ include "dc.secretName" .root }}
       key: {{ .key }}
 {{- end }}
 
@@ -354,18 +362,19 @@ volumeClaimTemplates:
 {{- $pools := list }}
 {{- range .Values.workers.pools }}
 {{- $pool := deepCopy $.Values.workers.poolDefaults }}
-{{- $_ := include "dc.deepMerge" (dict "dst" $pool "src" (deepCopy .)) }}
+{{- $_ := include "dc.deepMerge" (dict "root" $ "dst" $pool "src" (deepCopy .)) }}
 {{- $pools = append $pools $pool }}
 {{- end }}
 {{- toJson $pools }}
 {{- end }}
 
-{{/* Deep-merge src into dst in place. Unlike mergeOverwrite it keeps 0 and false from src (minReplicas: 0). */}}
+{{/* Deep-merge src into dst in place: (dict "root" $ "dst" $map "src" $map). Unlike mergeOverwrite it keeps 0
+     and false from src (minReplicas: 0). */}}
 {{- define "dc.deepMerge" -}}
 {{- $dst := .dst }}
 {{- range $k, $v := .src }}
 {{- if and (kindIs "map" $v) (kindIs "map" (get $dst $k)) }}
-{{- $_ := include "dc.deepMerge" (dict "dst" (get $dst $k) "src" $v) }}
+{{- $_ := include "dc.deepMerge" (dict "root" $.root "dst" (get $dst $k) "src" $v) }}
 {{- else }}
 {{- $_ := set $dst $k $v }}
 {{- end }}
@@ -373,7 +382,7 @@ volumeClaimTemplates:
 {{- end }}
 
 {{/* The bundled object store (storage.objectStore): Service host, in-cluster endpoint, public endpoint. */}}
-{{- define "dc.objectStoreHost" -}}{{ include "dc.componentName" (dict "ctx" . "component" "s3") }}{{- end }}
+{{- define "dc.objectStoreHost" -}}{{ include "dc.componentName" (dict "root" . "component" "s3") }}{{- end }}
 
 {{/* STORAGE_S3_ENDPOINT_URL: the bundled server's Service, else storage.s3.endpointUrl. */}}
 {{- define "dc.s3EndpointUrl" -}}

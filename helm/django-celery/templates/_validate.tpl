@@ -80,7 +80,7 @@ At full scale-out they must fit max_connections (or PgBouncer's client limit).
 {{- $parts := list (printf "%s (%d) × web.gunicorn.workers (%v) × web.gunicorn.threads (%v) = %d" $webKey $webMax $v.web.gunicorn.workers $v.web.gunicorn.threads $webConns) }}
 {{- $total := $webConns }}
 {{- range $i, $p := include "dc.pools" $ | fromJsonArray }}
-{{- $max := include "dc.workerMaxReplicas" (dict "ctx" $ "pool" $p) | int }}
+{{- $max := include "dc.workerMaxReplicas" (dict "root" $ "pool" $p) | int }}
 {{- $key := ternary "replicas" "autoscaling.maxReplicas" (eq $v.workers.autoscaler "none") }}
 {{- $conns := mul $max $p.concurrency }}
 {{- $total = add $total $conns }}
