@@ -20,10 +20,10 @@ help: ## List the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_.-]+:.*## /{printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST) | sort
 
 venv: ## Create/refresh the host virtualenv from requirements/dev.lock
-	@scripts/ensure-venv.sh
+	@scripts/setup/ensure-venv.sh
 
 docker: ## Make sure Docker Engine and Compose are installed and running (installs them as root on Debian/Ubuntu)
-	@scripts/ensure-docker.sh
+	@scripts/setup/ensure-docker.sh
 
 lock: venv ## Re-resolve requirements/*.lock (universal: every Python we run) after editing requirements/*.in
 	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes app.in -o app.lock

@@ -115,7 +115,7 @@ class Stack:
     def __init__(self, scratch: Path, env: dict):
         self.scratch, self.env = scratch, env
         self.env_file = scratch / f"build/{PROJECT}.env"
-        run("scripts/gen-env.sh", str(self.env_file), cwd=scratch, env=env)
+        run("compose/scripts/gen-env.sh", str(self.env_file), cwd=scratch, env=env)
         self.compose = ["docker", "compose", "-p", PROJECT, "-f", "compose/compose.yaml",
                         "--env-file", str(self.env_file), "--env-file", "build/compose-images.env"]
 

@@ -85,7 +85,7 @@ class Stack:
     # --- life cycle -------------------------------------------------------------------------------
     def write_env(self):
         self.env_file.unlink(missing_ok=True)
-        subprocess.run(["scripts/gen-env.sh", str(self.env_file)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["compose/scripts/gen-env.sh", str(self.env_file)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         get = lambda name: env_value(self.env_file, name)  # noqa: E731
         database = f"postgres://{get('POSTGRES_USER') or 'app'}:{get('POSTGRES_PASSWORD')}@postgres:5432/{get('POSTGRES_DB') or 'app'}"
         if self.broker == "redis":

@@ -15,12 +15,12 @@ ansible-inventory-check:
 	@test -f $(ANSIBLE_INVENTORY_DIR)/hosts.yml || { echo "ERROR: no inventory $(ANSIBLE_INVENTORY_DIR)/hosts.yml (ENV=$(ENV))" >&2; exit 1; }
 
 deploy: venv ansible-inventory-check ## Deploy/upgrade the stack on an inventory: make deploy ENV=staging [PLAYBOOK=deploy.yml]
-	@scripts/build-wheelhouse.sh
-	@if grep -qE '^ *storage:' $(ANSIBLE_INVENTORY_DIR)/hosts.yml; then scripts/build-s3-server.sh binary; fi
+	@compose/images/app/build-wheelhouse.sh
+	@if grep -qE '^ *storage:' $(ANSIBLE_INVENTORY_DIR)/hosts.yml; then compose/images/s3/build.sh binary; fi
 	$(ANSIBLE_RUN) $(ANSIBLE_ARGS) $(PLAYBOOK)
 
 deploy-check: venv ansible-inventory-check ## Dry run of a deploy with diffs: make deploy-check ENV=staging
-	@scripts/build-wheelhouse.sh
+	@compose/images/app/build-wheelhouse.sh
 	$(ANSIBLE_RUN) --check --diff $(ANSIBLE_ARGS) $(PLAYBOOK)
 
 rollback: venv ansible-inventory-check ## Roll back to the previous release: make rollback ENV=staging [ANSIBLE_ARGS='-e app_version=r...']

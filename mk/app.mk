@@ -5,13 +5,13 @@ APP_COV_OPTS := --cov=app --cov=deploykit/src --cov-config=tests/app/coveragerc 
 
 .PHONY: test-app app-deps app-run app-unit
 app-deps: # venv + the Debian packages the integration tests run (as root on Debian/Ubuntu, when missing)
-	@scripts/ensure-venv.sh
+	@scripts/setup/ensure-venv.sh
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	{ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; } || missing="$$missing rabbitmq-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; } || missing="$$missing pgbouncer"; \
-	scripts/apt-install.sh --no-recommends "the app's integration tests" $$missing
+	scripts/setup/apt-install.sh --no-recommends "the app's integration tests" $$missing
 
 test-app: app-deps ## Run the app's unit and integration tests with coverage
 	@mkdir -p build

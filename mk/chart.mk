@@ -7,7 +7,7 @@ RELEASE ?= django-celery
 .PHONY: k8s-tools chart-lint chart-test k8s-render k8s-check deploy-helm smoke-k8s
 
 k8s-tools: ## Build the pinned helm (and kustomize when kubectl is missing) into .tools/bin
-	@scripts/ensure-k8s-tools.sh all
+	@scripts/setup/ensure-k8s-tools.sh all
 
 chart-lint: k8s-tools ## helm lint --strict the chart (default values + a minimal external setup)
 	helm lint --strict $(CHART_DIR) --set config.allowedHosts=app.example.com \
@@ -19,11 +19,11 @@ chart-test: venv k8s-tools ## Chart tests: helm lint/template matrix, schema val
 	$(PY) -m pytest -q -p no:cacheprovider tests/chart
 
 k8s-render: k8s-tools ## Re-render k8s/base/django-celery.yaml from the chart (commit the result)
-	@scripts/k8s-base.sh render
+	@k8s/render-base.sh render
 
 k8s-check: venv k8s-tools ## Fail when k8s/base drifted from the chart; render and validate the overlays
 	@mkdir -p build
-	@scripts/k8s-base.sh check
+	@k8s/render-base.sh check
 	$(PY) -m pytest -q -p no:cacheprovider tests/chart/test_k8s_manifests.py
 
 deploy-helm: k8s-tools ## helm upgrade --install with helm/environments/$(ENV).yaml (ENV=staging|production; needs a kubeconfig)
@@ -32,4 +32,4 @@ deploy-helm: k8s-tools ## helm upgrade --install with helm/environments/$(ENV).y
 		--values helm/environments/$(ENV).yaml --wait --timeout 15m
 
 smoke-k8s: venv ## Run tests/smoke against a cluster release through kubectl port-forward (needs a kubeconfig)
-	@scripts/smoke-k8s.sh
+	@tests/smoke/run-k8s.sh

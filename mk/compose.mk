@@ -15,7 +15,7 @@ images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto
 	@compose/scripts/build-images.sh
 
 compose-env:
-	@scripts/gen-env.sh $(COMPOSE_ENV_FILE)
+	@compose/scripts/gen-env.sh $(COMPOSE_ENV_FILE)
 
 up: docker compose-env images ## Start the stack, or redeploy it (web rolled without a failed request); BROKER=rabbitmq for RabbitMQ
 	@compose/scripts/rollout-web.sh $(COMPOSE)

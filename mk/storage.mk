@@ -3,10 +3,10 @@
 .PHONY: s3-server s3-image test-storage
 
 s3-server: ## Build the pinned S3 server (versitygw, static) into .tools/bin and build/s3 (cached)
-	@scripts/build-s3-server.sh binary
+	@compose/images/s3/build.sh binary
 
 s3-image: docker ## Build the offline S3 server image blueprint/s3:<version> (FROM blueprint/debian:trixie)
-	@scripts/build-s3-server.sh image
+	@compose/images/s3/build.sh image
 
 test-storage: venv s3-server ## App storage against a real S3 server on 127.0.0.1 (and the filesystem)
 	@$(PY) -m pytest -c tests/storage/pytest.ini --rootdir tests/storage tests/storage $(PYTEST_ARGS)

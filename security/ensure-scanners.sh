@@ -7,7 +7,7 @@ VENV=.tools/scanners
 LOCK=security/scanners.lock
 STAMP=$VENV/.synced-$(sha256sum "$LOCK" | cut -c1-16)
 [ -f "$STAMP" ] && exit 0
-scripts/ensure-venv.sh  # provides the pinned uv
+scripts/setup/ensure-venv.sh  # provides the pinned uv
 [ -x $VENV/bin/python ] || { echo "==> creating virtualenv $VENV"; python3 -m venv $VENV; }
 echo "==> syncing $VENV from $LOCK"
 UV_NATIVE_TLS=1 .venv/bin/uv pip sync --quiet --python $VENV/bin/python --require-hashes "$LOCK"

@@ -55,9 +55,9 @@ mkdir -p build
 start=$SECONDS
 if [ "$MODE" = offline ]; then
   step=$SECONDS
-  scripts/build-base-image.sh
-  scripts/build-python-image.sh
-  scripts/build-wheelhouse.sh
+  compose/images/debian/build.sh
+  compose/images/python/build.sh
+  compose/images/app/build-wheelhouse.sh
   echo "    base, Python image and wheelhouse ready in $((SECONDS - step)) s"
   base=${BASE_IMAGE:-blueprint/debian:trixie}
   # Independent builds, mostly waiting on the apt mirror: run them side by side.
@@ -72,8 +72,8 @@ if [ "$MODE" = offline ]; then
   # S3 mode (STORAGE=s3, compose/compose.s3.yaml): the object store, built from the Go module proxy.
   s3_image="# S3_IMAGE: not built (STORAGE=s3 builds blueprint/s3)"
   if [ "${STORAGE:-filesystem}" = s3 ]; then
-    scripts/build-s3-server.sh image
-    s3_image="S3_IMAGE=blueprint/s3:$(scripts/build-s3-server.sh version)"
+    compose/images/s3/build.sh image
+    s3_image="S3_IMAGE=blueprint/s3:$(compose/images/s3/build.sh version)"
   fi
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.

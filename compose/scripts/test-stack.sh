@@ -18,12 +18,12 @@ export PROXY_BIND=127.0.0.1 PROXY_HOSTNAME=localhost
 export PROXY_HTTPS_PORT=${SMOKE_HTTPS_PORT:-18443} PROXY_HTTP_PORT=${SMOKE_HTTP_PORT:-18080}
 say() { echo "==> $*"; }
 
-compose/scripts/ensure-chromium.sh
+scripts/setup/ensure-chromium.sh
 compose/scripts/build-images.sh
 
 mkdir -p build
 rm -f "$ENV_FILE" "$CA_FILE"
-scripts/gen-env.sh "$ENV_FILE" >/dev/null
+compose/scripts/gen-env.sh "$ENV_FILE" >/dev/null
 COMPOSE=(docker compose -p "$PROJECT" -f compose/compose.yaml)
 [ "$BROKER" = rabbitmq ] && COMPOSE+=(-f compose/rabbitmq.yaml)
 [ "$STORAGE" = s3 ] && COMPOSE+=(-f compose/compose.s3.yaml)

@@ -19,7 +19,7 @@ build_image() {
     if [ "$(docker image inspect -f '{{index .Config.Labels "blueprint.context-sha"}}' "$IMAGE" 2>/dev/null)" = "$sha" ]; then
         return 0
     fi
-    scripts/build-base-image.sh
+    compose/images/debian/build.sh
     echo "==> building $IMAGE"
     docker build -q -t "$IMAGE" --build-arg BASE_IMAGE="$BASE_IMAGE" --label "blueprint.context-sha=$sha" "$context" >/dev/null
 }

@@ -62,9 +62,9 @@ current_release() { docker exec "$1" readlink /srv/app/current | xargs basename;
 
 phase "build: wheelhouse, object store binary, fleet image"
 mkdir -p "$WORK" && rm -rf "$WORK"/run-*.log "$WORK/facts"
-scripts/ensure-venv.sh
-scripts/build-wheelhouse.sh
-scripts/build-s3-server.sh binary
+scripts/setup/ensure-venv.sh
+compose/images/app/build-wheelhouse.sh
+compose/images/s3/build.sh binary
 rm -f "$SECRETS" && .venv/bin/python tests/ansible/gen-secrets.py "$SECRETS"
 snapshot "$WORK/src-1"
 

@@ -49,7 +49,7 @@ class HelmFailed(Exception):
 def helm_binary() -> str:
     found = shutil.which("helm", path=f"{REPO_ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     if not found:
-        raise RuntimeError("helm is not installed: run scripts/ensure-k8s-tools.sh helm (make chart-test does)")
+        raise RuntimeError("helm is not installed: run scripts/setup/ensure-k8s-tools.sh helm (make chart-test does)")
     return found
 
 

@@ -14,7 +14,7 @@ OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
 
 
 def test_base_has_not_drifted_from_chart():
-    proc = subprocess.run([str(REPO_ROOT / "scripts" / "k8s-base.sh"), "check"], capture_output=True, text=True, cwd=REPO_ROOT)
+    proc = subprocess.run([str(REPO_ROOT / "k8s" / "render-base.sh"), "check"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
@@ -37,7 +37,7 @@ def overlay_tree(tmp_path_factory):
 
 
 def kustomize_build(path: Path) -> list[dict]:
-    proc = subprocess.run([str(REPO_ROOT / "scripts" / "kustomize-build.sh"), str(path)], capture_output=True, text=True)
+    proc = subprocess.run([str(REPO_ROOT / "k8s" / "kustomize-build.sh"), str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return [o for o in yaml.safe_load_all(proc.stdout) if o]
 

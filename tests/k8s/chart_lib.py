@@ -1,4 +1,4 @@
-"""Helpers of the chart suite (tests/k8s/test_chart*.py): the release installed by scripts/k8s-chart.sh,
+"""Helpers of the chart suite (tests/k8s/test_chart*.py): the release installed by tests/k8s/chart/chart.sh,
 its pods, the API through the front door, and task bursts counted through that API."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def secret_value(key: str, name: str = FULL) -> str:
 
 
 def chart_script(*args: str) -> None:
-    subprocess.run([str(ROOT / "scripts/k8s-chart.sh"), *args], check=True, env=ENV, timeout=900)
+    subprocess.run([str(ROOT / "tests/k8s/chart/chart.sh"), *args], check=True, env=ENV, timeout=900)
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Fixtures of the live node suite: a standalone kubelet + containerd (scripts/k8s-node.sh)."""
+"""Fixtures of the live node suite: a standalone kubelet + containerd (tests/k8s/cluster/node.sh)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ TEST_IMAGE = os.environ.get("K8S_TEST_IMAGE", "blueprint/debian:trixie")
 
 
 def versions() -> dict[str, str]:
-    lines = (ROOT / "scripts/k8s-versions.env").read_text().splitlines()
+    lines = (ROOT / "tests/k8s/cluster/versions.env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 def node(*args: str) -> None:
-    subprocess.run([str(ROOT / "scripts/k8s-node.sh"), *args], check=True, env={**os.environ, "K8S_NODE_MODE": "standalone"})
+    subprocess.run([str(ROOT / "tests/k8s/cluster/node.sh"), *args], check=True, env={**os.environ, "K8S_NODE_MODE": "standalone"})
 
 
 def kubelet_pods() -> list[dict]:
@@ -52,12 +52,12 @@ def require_live():
 
 @pytest.fixture(scope="session")
 def cluster():
-    """The whole local cluster (scripts/k8s-cluster.sh), up for the session."""
+    """The whole local cluster (tests/k8s/cluster/cluster.sh), up for the session."""
     require_live()
-    script = str(ROOT / "scripts/k8s-cluster.sh")
+    script = str(ROOT / "tests/k8s/cluster/cluster.sh")
     try:
         subprocess.run([script, "up"], check=True)
-        subprocess.run([str(ROOT / "scripts/k8s-import-images.sh"), "blueprint/python:3.13-trixie"], check=True)
+        subprocess.run([str(ROOT / "tests/k8s/cluster/import-images.sh"), "blueprint/python:3.13-trixie"], check=True)
         yield
     finally:
         subprocess.run([script, "down"], check=True)
@@ -76,7 +76,7 @@ def namespace(cluster, request):
 def standalone_node():
     require_live()
     node("up")
-    subprocess.run([str(ROOT / "scripts/k8s-import-images.sh"), TEST_IMAGE], check=True)
+    subprocess.run([str(ROOT / "tests/k8s/cluster/import-images.sh"), TEST_IMAGE], check=True)
     try:
         yield
     finally:

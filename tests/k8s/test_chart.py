@@ -1,5 +1,5 @@
-"""The chart on the live local cluster (make test-k8s; scripts/k8s-chart.sh installed it and
-scripts/smoke-k8s.sh ran the Compose smoke suite against it first). Tests run in file order: the
+"""The chart on the live local cluster (make test-k8s; tests/k8s/chart/chart.sh installed it and
+tests/smoke/run-k8s.sh ran the Compose smoke suite against it first). Tests run in file order: the
 release's pods from the inside, KEDA scaling a pool on its queue, `helm upgrade` rolling the pods
 with tasks in flight, and `helm uninstall` last."""
 
@@ -161,7 +161,7 @@ def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_under_load_fail
     assert running and not {p["metadata"]["uid"] for p in running} & old_uids, "pods of the old config still run"
 
 
-# Objects that exist in any namespace, and ours outside the chart (k8s-chart.sh's TLS Secret).
+# Objects that exist in any namespace, and ours outside the chart (tests/k8s/chart/chart.sh's TLS Secret).
 NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt"), ("Secret", "front-door-tls")}
 
 

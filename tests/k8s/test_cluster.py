@@ -1,4 +1,4 @@
-"""The local cluster (scripts/k8s-cluster.sh): official control plane, kubelet + containerd,
+"""The local cluster (tests/k8s/cluster/cluster.sh): official control plane, kubelet + containerd,
 kube-proxy and CoreDNS on this machine. Each test drives it through the API like a user would."""
 
 from __future__ import annotations

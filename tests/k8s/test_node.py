@@ -67,7 +67,7 @@ def test_removing_the_manifest_stops_the_pod_and_frees_its_cgroup(static_pod):
 def test_down_leaves_no_process_cgroup_bridge_rule_or_mount_behind(standalone_node, static_pod):
     static_pod("leftover", "sleep infinity")  # networked, so there is a bridge, netns and nat rules
     running_pod("leftover")
-    subprocess.run([str(K.parents[1] / "scripts/k8s-node.sh"), "down"], check=True)
+    subprocess.run([str(K.parents[1] / "tests/k8s/cluster/node.sh"), "down"], check=True)
     assert not list(CGROUP_V1.glob("*/kubepods")), "pod cgroups left behind"
     assert subprocess.run(["ip", "link", "show", "k8s-local0"], capture_output=True).returncode != 0
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout

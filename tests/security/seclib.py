@@ -1,5 +1,5 @@
 """Shared by tests/security (and tests/fuzz, tests/chaos): the repository, the Compose command line with
-a throw-away env file from scripts/gen-env.sh (fresh random secrets), and the built image names."""
+a throw-away env file from compose/scripts/gen-env.sh (fresh random secrets), and the built image names."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def clean_env() -> dict[str, str]:
 
 
 def generate_env_file(path: Path) -> Path:
-    result = run("scripts/gen-env.sh", str(path))
+    result = run("compose/scripts/gen-env.sh", str(path))
     assert result.returncode == 0, result.stderr
     return path
 

@@ -36,10 +36,10 @@ def test_compose_refuses_a_missing_password_naming_it(tmp_path):
 
 def test_env_generation_refuses_a_default_password_naming_it(tmp_path):
     env_file = tmp_path / "generated.env"
-    assert run("scripts/gen-env.sh", str(env_file)).returncode == 0  # fresh random secrets pass
+    assert run("compose/scripts/gen-env.sh", str(env_file)).returncode == 0  # fresh random secrets pass
     text = env_file.read_text()
     env_file.write_text(text.replace("REDIS_PASSWORD=", "REDIS_PASSWORD=changeme\n#", 1))
-    result = run("scripts/gen-env.sh", str(env_file))
+    result = run("compose/scripts/gen-env.sh", str(env_file))
     assert result.returncode != 0
     assert "REDIS_PASSWORD" in result.stderr, result.stderr
 

@@ -13,9 +13,9 @@ cd "$src"
     echo "ERROR: $src/deploykit/src/deploykit not found (app_source_dir)" >&2; exit 1; }
 lock=requirements/app.lock
 lock_id=$(sha256sum "$lock" | cut -c1-16)
-# scripts/build-wheelhouse.sh leaves this stamp once every wheel of the lock is downloaded.
+# compose/images/app/build-wheelhouse.sh leaves this stamp once every wheel of the lock is downloaded.
 [ -f "$wheelhouse/.lock-$lock_id" ] || {
-    echo "ERROR: $wheelhouse does not hold the wheels of $lock; run scripts/build-wheelhouse.sh first" >&2; exit 1; }
+    echo "ERROR: $wheelhouse does not hold the wheels of $lock; run compose/images/app/build-wheelhouse.sh first" >&2; exit 1; }
 mapfile -t files < <(find app deploykit/src -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -name 'db.sqlite3*' \
     ! -path 'app/staticfiles/*' ! -path 'app/media/*' ! -path '*.egg-info/*' | LC_ALL=C sort)
 files+=("$lock")

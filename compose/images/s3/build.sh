@@ -3,13 +3,13 @@
 # version, from the Go module proxy, as a static binary -- no binary download site or registry needed.
 # Why versitygw: see docs/storage.md.
 #
-# Usage: scripts/build-s3-server.sh [binary|image]   (default: binary)
+# Usage: compose/images/s3/build.sh [binary|image]   (default: binary)
 #   binary  .tools/bin/versitygw (host tests, Ansible's `storage` hosts) and build/s3/versitygw
 #   image   also the offline image $S3_LOCAL_IMAGE (default blueprint/s3:<version>), FROM the local Debian
-#           13 image (scripts/build-base-image.sh), for Compose (S3_IMAGE=...) and the chart.
+#           13 image (compose/images/debian/build.sh), for Compose (S3_IMAGE=...) and the chart.
 # Reruns are no-ops while the pin is unchanged (the binary reports its version; the image is labelled).
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 
 S3_SERVER_MODULE=github.com/versity/versitygw
 S3_SERVER_VERSION=v1.8.0   # go.mod checked: no replace directives, so `go install pkg@version` works
@@ -48,7 +48,7 @@ ensure_image() {
         && [ "$(docker image inspect -f '{{index .Config.Labels "blueprint.context-sha"}}' "$S3_LOCAL_IMAGE" 2>/dev/null)" = "$(context_sha)" ]; then
         return 0
     fi
-    scripts/build-base-image.sh
+    compose/images/debian/build.sh
     echo "==> building $S3_LOCAL_IMAGE"
     docker build -q -t "$S3_LOCAL_IMAGE" --build-arg BASE_IMAGE="$BASE_IMAGE" \
         --build-arg VERSION="$S3_SERVER_VERSION" --label "blueprint.context-sha=$(context_sha)" "$OUT" >/dev/null

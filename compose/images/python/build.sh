@@ -3,10 +3,10 @@
 # Idempotent: skips when the image was built by this recipe on the current base image (label
 # blueprint.recipe), so a rebuilt base reaches the Python image and, through it, the app image.
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 PY_IMAGE=${PY_IMAGE:-blueprint/python:3.13-trixie}
 BASE_IMAGE=${BASE_IMAGE:-blueprint/debian:trixie}
-BASE_IMAGE=$BASE_IMAGE scripts/build-base-image.sh
+BASE_IMAGE=$BASE_IMAGE compose/images/debian/build.sh
 RECIPE="$(sha256sum "$0" | cut -c1-16)-$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" | cut -c8-23)"
 if [ "$(docker image inspect -f '{{index .Config.Labels "blueprint.recipe"}}' "$PY_IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
   exit 0

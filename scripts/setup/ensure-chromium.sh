@@ -4,4 +4,4 @@
 set -o errexit -o pipefail -o nounset
 CHROMIUM=${SMOKE_CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] && exit 0
-"$(dirname "$0")/../../scripts/apt-install.sh" --no-recommends "the browser smoke test; or set SMOKE_CHROMIUM" chromium
+"$(dirname "$0")/apt-install.sh" --no-recommends "the browser smoke test; or set SMOKE_CHROMIUM" chromium

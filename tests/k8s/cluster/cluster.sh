@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# The whole local cluster: control plane (scripts/k8s-control-plane.sh), the node in cluster mode
-# with kube-proxy (scripts/k8s-node.sh), and CoreDNS. `kubectl` and the kubeconfig to use are
+# The whole local cluster: control plane (tests/k8s/cluster/control-plane.sh), the node in cluster mode
+# with kube-proxy (tests/k8s/cluster/node.sh), and CoreDNS. `kubectl` and the kubeconfig to use are
 # build/k8s/bin/kubectl and build/k8s/pki/admin.kubeconfig.
 #   up      start everything, wait until the node is Ready and CoreDNS answers
 #   down    stop everything and remove what it left on the host
-# Usage: scripts/k8s-cluster.sh up|down
+# Usage: tests/k8s/cluster/cluster.sh up|down
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
-. scripts/k8s-lib.sh
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
+. tests/k8s/cluster/lib.sh
 export KUBECONFIG=$K/pki/admin.kubeconfig
 
 up() {
-    scripts/k8s-build.sh kubelet kube-proxy kubectl
-    scripts/k8s-addons.sh build coredns
-    scripts/k8s-control-plane.sh up
-    K8S_NODE_MODE=cluster scripts/k8s-node.sh up
-    scripts/k8s-import-images.sh "k8s-local/coredns:$COREDNS_VERSION"
+    tests/k8s/cluster/build.sh kubelet kube-proxy kubectl
+    tests/k8s/cluster/addons.sh build coredns
+    tests/k8s/cluster/control-plane.sh up
+    K8S_NODE_MODE=cluster tests/k8s/cluster/node.sh up
+    tests/k8s/cluster/import-images.sh "k8s-local/coredns:$COREDNS_VERSION"
     kubectl_ wait --for=condition=Ready "node/$K8S_NODE_NAME" --timeout=120s
     sed -e "s#@COREDNS_IMAGE@#k8s-local/coredns:$COREDNS_VERSION#" -e "s#@CLUSTER_DNS_IP@#$(cluster_dns_ip)#" \
         tests/k8s/cluster/coredns.yaml | kubectl_ apply -f - >/dev/null
@@ -25,8 +25,8 @@ up() {
 }
 
 down() {
-    scripts/k8s-node.sh down
-    scripts/k8s-control-plane.sh down
+    tests/k8s/cluster/node.sh down
+    tests/k8s/cluster/control-plane.sh down
 }
 
 case "${1:-}" in

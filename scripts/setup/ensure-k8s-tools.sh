@@ -2,9 +2,9 @@
 # Install the pinned helm CLI (and kustomize when kubectl is missing) into .tools/bin.
 # Both are Go modules built from the Go module proxy: no binary download site is reachable here.
 # Reruns are no-ops once .tools/bin/helm reports the pin; Go's build cache makes rebuilds fast.
-# Usage: scripts/ensure-k8s-tools.sh [helm|kustomize|all]   (default: all)
+# Usage: scripts/setup/ensure-k8s-tools.sh [helm|kustomize|all]   (default: all)
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 HELM_VERSION=v3.22.0        # helm.sh/helm/v3; its go.mod has no replace directives
 HELM_K8S_MINOR=37           # its k8s.io/client-go is v0.37: the default Kubernetes version it assumes
@@ -33,7 +33,7 @@ ensure_helm() {
     "$BIN/helm" version --template '{{.Version}}' | grep -qx "$HELM_VERSION"
 }
 
-# kustomize: `kubectl kustomize` when kubectl exists (scripts/kustomize-build.sh picks one), else a pinned build.
+# kustomize: `kubectl kustomize` when kubectl exists (k8s/kustomize-build.sh picks one), else a pinned build.
 ensure_kustomize() {
     command -v kubectl >/dev/null && return 0
     if [ -x "$BIN/kustomize" ] && "$BIN/kustomize" version 2>/dev/null | grep -q "${KUSTOMIZE_VERSION}"; then

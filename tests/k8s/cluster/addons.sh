@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Build the cluster add-ons at their pins (scripts/k8s-versions.env) into build/k8s/bin and make
-# their one-binary images (scripts/k8s-binary-image.sh).
+# Build the cluster add-ons at their pins (tests/k8s/cluster/versions.env) into build/k8s/bin and make
+# their one-binary images (tests/k8s/cluster/binary-image.sh).
 # - CoreDNS and metrics-server: `go install mod@version` (their go.mod has no replace directives).
 # - KEDA: its go.mod has a replace directive, which `go install` refuses; so, like
-#   scripts/k8s-build.sh, a module of our own requires it, copies its replace/exclude lines, and
+#   tests/k8s/cluster/build.sh, a module of our own requires it, copies its replace/exclude lines, and
 #   `go build`s the operator and the metrics adapter from there.
 # `deploy` puts metrics-server and KEDA on the running cluster: upstream's own manifests from the
 # pinned modules (kustomize bases), with our images and a few settings (tests/k8s/addons/*).
-# Usage: scripts/k8s-addons.sh build [NAME...]   (coredns metrics-server keda; default: all)
-#        scripts/k8s-addons.sh deploy
+# Usage: tests/k8s/cluster/addons.sh build [NAME...]   (coredns metrics-server keda; default: all)
+#        tests/k8s/cluster/addons.sh deploy
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
 BIN=$PWD/build/k8s/bin
 mkdir -p "$BIN"
 
@@ -25,7 +25,7 @@ install() {  # install NAME MODULE_PATH VERSION IMAGE
         GOBIN=$BIN CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "$pkg@$version"
         stamp "$name" "$version" "$start"
     fi
-    scripts/k8s-binary-image.sh "$image" "$BIN/$name"
+    tests/k8s/cluster/binary-image.sh "$image" "$BIN/$name"
 }
 
 keda() {
@@ -51,8 +51,8 @@ keda() {
         done
         echo "==> KEDA built in $((SECONDS - start)) s"
     fi
-    scripts/k8s-binary-image.sh "k8s-local/keda-operator:$KEDA_VERSION" "$BIN/keda-operator" 1000:1000
-    scripts/k8s-binary-image.sh "k8s-local/keda-adapter:$KEDA_VERSION" "$BIN/keda-adapter" 1000:1000
+    tests/k8s/cluster/binary-image.sh "k8s-local/keda-operator:$KEDA_VERSION" "$BIN/keda-operator" 1000:1000
+    tests/k8s/cluster/binary-image.sh "k8s-local/keda-adapter:$KEDA_VERSION" "$BIN/keda-adapter" 1000:1000
 }
 
 build_one() {
@@ -80,8 +80,8 @@ render() {
 }
 
 deploy() {
-    . scripts/k8s-lib.sh
-    scripts/k8s-import-images.sh "k8s-local/metrics-server:$METRICS_SERVER_VERSION" \
+    . tests/k8s/cluster/lib.sh
+    tests/k8s/cluster/import-images.sh "k8s-local/metrics-server:$METRICS_SERVER_VERSION" \
         "k8s-local/keda-operator:$KEDA_VERSION" "k8s-local/keda-adapter:$KEDA_VERSION"
     # Server-side apply: KEDA's ScaledJob CRD is too big for the last-applied annotation.
     render metrics-server "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" manifests/base \

@@ -1,4 +1,5 @@
-# Shared paths and helpers of scripts/k8s-*.sh (sourced, not run). Everything lives under build/k8s.
+# Shared paths and helpers of the test cluster's scripts (tests/k8s/cluster/*.sh, tests/k8s/run.sh,
+# tests/k8s/chart/chart.sh; sourced, not run). Everything lives under build/k8s.
 K=$PWD/build/k8s
 CONTAINERD_SOCK=$K/run/containerd.sock
 KUBELET_KUBECONFIG=$K/pki/kubelet.kubeconfig
@@ -6,7 +7,7 @@ KUBELET_RO_PORT=10255
 CNI_BIN_DIR=/usr/lib/cni
 CNI_BRIDGE=k8s-local0
 
-# The node address on lo (see K8S_NODE_IP in scripts/k8s-versions.env).
+# The node address on lo (see K8S_NODE_IP in tests/k8s/cluster/versions.env).
 node_ip_up() {
     ip -4 addr show dev lo | grep -q " $K8S_NODE_IP/32 " || ip addr add "$K8S_NODE_IP/32" dev lo label lo:k8s
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Certificates and kubeconfigs of the local cluster (openssl; kubeadm's layout and names) into
 # build/k8s/pki. Made once per machine: reruns keep what exists, so kubeconfigs stay valid.
-# Usage: scripts/k8s-pki.sh
+# Usage: tests/k8s/cluster/pki.sh
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
-. scripts/k8s-lib.sh
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
+. tests/k8s/cluster/lib.sh
 P=$K/pki
 mkdir -p "$P"
 cd "$P"

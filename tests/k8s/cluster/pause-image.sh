@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Build the pod sandbox ("pause") image without a registry: a static Go binary that sleeps until
 # SIGINT/SIGTERM and reaps orphans (what upstream's pause.c does), as a one-binary image.
-# Usage: scripts/k8s-pause-image.sh
+# Usage: tests/k8s/cluster/pause-image.sh
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
 WORK=build/k8s/pause
 mkdir -p "$WORK"
 cat > "$WORK/main.go" <<'GO'
@@ -36,4 +36,4 @@ func main() {
 GO
 [ -f "$WORK/go.mod" ] || printf 'module local/pause\n\ngo 1.24\n' > "$WORK/go.mod"
 [ -x "$WORK/pause" ] || (cd "$WORK" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o pause .)
-scripts/k8s-binary-image.sh "$K8S_PAUSE_IMAGE" "$WORK/pause" 65535:65535
+tests/k8s/cluster/binary-image.sh "$K8S_PAUSE_IMAGE" "$WORK/pause" 65535:65535

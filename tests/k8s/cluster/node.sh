@@ -2,15 +2,15 @@
 # One Kubernetes node on this machine: a containerd of our own (own root, state, socket and config
 # under build/k8s, so Docker's containerd is never touched) and the kubelet, on a cgroup v1 host.
 #   up      start containerd + kubelet: standalone (static pods from build/k8s/manifests only), or
-#           with K8S_NODE_MODE=cluster registered with the API server of scripts/k8s-control-plane.sh
+#           with K8S_NODE_MODE=cluster registered with the API server of tests/k8s/cluster/control-plane.sh
 #   down    stop them (and kube-proxy), remove what they left: containers, pod cgroups, mounts,
 #           netns, CNI bridge, iptables rules, the node address
 #   status  print what runs
-# Usage: scripts/k8s-node.sh up|down|status
+# Usage: tests/k8s/cluster/node.sh up|down|status
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
-. scripts/k8s-lib.sh
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
+. tests/k8s/cluster/lib.sh
 
 write_containerd_config() {
     mkdir -p "$K/containerd" "$K/cni/net.d" "$K/run" "$K/log"
@@ -70,7 +70,7 @@ cluster_mode() { [ "${K8S_NODE_MODE:-standalone}" = cluster ]; }
 kubelet_auth() {
     if cluster_mode; then
         printf 'authentication:\n  anonymous: {enabled: false}\n  webhook: {enabled: true}\n  x509: {clientCAFile: %s}\nauthorization: {mode: Webhook}\n' "$K/pki/ca.crt"
-        # Serving certificate from the cluster CA (scripts/k8s-pki.sh), so clients such as
+        # Serving certificate from the cluster CA (tests/k8s/cluster/pki.sh), so clients such as
         # metrics-server verify the kubelet instead of skipping TLS verification.
         printf 'tlsCertFile: %s\ntlsPrivateKeyFile: %s\n' "$K/pki/kubelet-serving.crt" "$K/pki/kubelet-serving.key"
     else
@@ -115,7 +115,7 @@ ensure_host_packages() {
     [ -x "$CNI_BIN_DIR/bridge" ] || need+=(containernetworking-plugins)
     command -v jq >/dev/null || need+=(jq)
     command -v iptables >/dev/null || need+=(iptables)
-    scripts/apt-install.sh --no-recommends "the Kubernetes node" "${need[@]}"
+    scripts/setup/apt-install.sh --no-recommends "the Kubernetes node" "${need[@]}"
 }
 
 # kube-proxy (iptables mode) as a host process, like the kubelet. NodePorts only on the node address
@@ -123,7 +123,7 @@ ensure_host_packages() {
 # conntrack sizing off: it would try to raise nf_conntrack_max, a host-wide setting.
 start_kube_proxy() {
     running kube-proxy && return 0
-    [ -x "$K/bin/kube-proxy" ] || scripts/k8s-build.sh kube-proxy
+    [ -x "$K/bin/kube-proxy" ] || tests/k8s/cluster/build.sh kube-proxy
     setsid "$K/bin/kube-proxy" --kubeconfig "$K/pki/kube-proxy.kubeconfig" --hostname-override "$K8S_NODE_NAME" \
         --proxy-mode iptables --cluster-cidr "$K8S_POD_CIDR" --nodeport-addresses "$K8S_NODE_IP/32" \
         --iptables-localhost-nodeports=false --conntrack-max-per-core 0 \
@@ -136,12 +136,12 @@ start_kube_proxy() {
 up() {
     case "${K8S_NODE_MODE:-standalone}" in
         standalone) ;;
-        cluster) [ -f "$KUBELET_KUBECONFIG" ] || { echo "K8S_NODE_MODE=cluster needs $KUBELET_KUBECONFIG (scripts/k8s-control-plane.sh up)" >&2; exit 1; } ;;
+        cluster) [ -f "$KUBELET_KUBECONFIG" ] || { echo "K8S_NODE_MODE=cluster needs $KUBELET_KUBECONFIG (tests/k8s/cluster/control-plane.sh up)" >&2; exit 1; } ;;
         *) echo "K8S_NODE_MODE must be standalone or cluster, not '$K8S_NODE_MODE'" >&2; exit 2 ;;
     esac
     ensure_host_packages
-    [ -x "$K/bin/kubelet" ] || scripts/k8s-build.sh kubelet
-    scripts/k8s-pause-image.sh >/dev/null
+    [ -x "$K/bin/kubelet" ] || tests/k8s/cluster/build.sh kubelet
+    tests/k8s/cluster/pause-image.sh >/dev/null
     write_containerd_config
     node_ip_up
     pod_forward -I
@@ -151,7 +151,7 @@ up() {
         echo $! > "$K/run/containerd.pid"
         wait_for "containerd socket" 30 ctr_ version
     fi
-    scripts/k8s-import-images.sh "$K8S_PAUSE_IMAGE"
+    tests/k8s/cluster/import-images.sh "$K8S_PAUSE_IMAGE"
     write_kubelet_config
     if ! running kubelet; then
         local args=(--config "$K/kubelet-config.yaml" --root-dir "$K/kubelet" --cert-dir "$K/kubelet/pki"

@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# The chart (helm/django-celery) on the local test cluster (scripts/k8s-cluster.sh up): images from
+# The chart (helm/django-celery) on the local test cluster (tests/k8s/cluster/cluster.sh up): images from
 # `make images` imported into the node's containerd, static volumes, the front door, helm --wait.
 #   install [HELM ARGS...]    helm upgrade --install with tests/k8s/chart/values.yaml, wait for the
 #                             migration Job and every pod, then the front door (tests/k8s/chart/front-door.yaml)
 #   uninstall                 helm uninstall --wait and the front door (PVCs stay: documented)
 # Names: NAMESPACE (default django-celery), RELEASE (default django-celery).
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
-. scripts/k8s-lib.sh
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
+. tests/k8s/cluster/lib.sh
 export KUBECONFIG=$K/pki/admin.kubeconfig PATH=$K/bin:$PWD/.tools/bin:$PATH
 NAMESPACE=${NAMESPACE:-django-celery}
 RELEASE=${RELEASE:-django-celery}
 case "$RELEASE" in *django-celery*) FULL=$RELEASE ;; *) FULL=$RELEASE-django-celery ;; esac
 VALUES=tests/k8s/chart/values.yaml
-HTTPS_PORT=${LOCAL_PORT:-28443}   # where scripts/smoke-k8s.sh forwards the front door's 443
+HTTPS_PORT=${LOCAL_PORT:-28443}   # where tests/smoke/run-k8s.sh forwards the front door's 443
 IMAGES_ENV=build/compose-images.env
 
 image() { sed -n "s/^$1=//p" "$IMAGES_ENV"; }
@@ -45,7 +45,7 @@ PV
     done
 }
 
-# A CA and a localhost certificate for the front door, made per run (smoke-k8s.sh trusts ca.crt).
+# A CA and a localhost certificate for the front door, made per run (tests/smoke/run-k8s.sh trusts ca.crt).
 tls_secret() {
     kubectl -n "$NAMESPACE" get secret front-door-tls >/dev/null 2>&1 && return 0
     local d; d=$(mktemp -d)
@@ -64,7 +64,7 @@ install() {
     [ -f "$IMAGES_ENV" ] || { echo "no $IMAGES_ENV: run make images first" >&2; exit 1; }
     local app proxy start=$SECONDS
     app=$(image APP_IMAGE) proxy=$(image PROXY_IMAGE)
-    scripts/k8s-import-images.sh "$app" "$proxy" "$(image POSTGRES_IMAGE)" "$(image REDIS_IMAGE)"
+    tests/k8s/cluster/import-images.sh "$app" "$proxy" "$(image POSTGRES_IMAGE)" "$(image REDIS_IMAGE)"
     kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 || kubectl create namespace "$NAMESPACE" >/dev/null
     volumes
     tls_secret

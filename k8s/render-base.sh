@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Render the kustomize base (k8s/base/django-celery.yaml) from the chart, or check it has not drifted.
-# Usage: scripts/k8s-base.sh render|check
+# Usage: k8s/render-base.sh render|check
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
 export PATH=$PWD/.tools/bin:$PATH

@@ -12,7 +12,7 @@ if [ "$(docker image inspect -f '{{index .Config.Labels "blueprint.recipe"}}' "$
   exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "ERROR: building $BASE_IMAGE with debootstrap needs root" >&2; exit 1; }
-command -v debootstrap >/dev/null || "$(dirname "$0")/apt-install.sh" "builds $BASE_IMAGE" debootstrap
+command -v debootstrap >/dev/null || "$(dirname "$0")/../../../scripts/setup/apt-install.sh" "builds $BASE_IMAGE" debootstrap
 MIRROR=${DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)}
 [ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$MIRROR" ] || { echo "ERROR: set DEBIAN_MIRROR (no apt mirror found in this machine's sources)" >&2; exit 1; }

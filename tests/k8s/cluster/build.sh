@@ -5,11 +5,11 @@
 # this writes a module of its own that requires k8s.io/kubernetes and pins every staging module to
 # its published v0.x twin with replace directives, then `go build`s the commands from it.
 # Reruns are no-ops while a binary reports the pinned version; Go's caches make rebuilds cheap.
-# Usage: scripts/k8s-build.sh COMPONENT...   (kubelet kube-apiserver kube-controller-manager
+# Usage: tests/k8s/cluster/build.sh COMPONENT...   (kubelet kube-apiserver kube-controller-manager
 #        kube-scheduler kube-proxy kubectl)
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
 [ $# -gt 0 ] || { echo "usage: $0 COMPONENT..." >&2; exit 2; }
 command -v go >/dev/null || { echo "Go (1.24+) is required to build Kubernetes" >&2; exit 1; }
 

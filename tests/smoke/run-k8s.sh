@@ -6,9 +6,9 @@
 # The release must serve SMOKE_HOST (default localhost, which resolves to 127.0.0.1 without DNS) on
 # its web and Flower ingresses, with a certificate signed by the CA in TLS_SECRET (ca.crt, else tls.crt).
 #
-# Usage: NAMESPACE=django-celery-staging RELEASE=django-celery TLS_SECRET=app-tls scripts/smoke-k8s.sh [pytest args]
+# Usage: NAMESPACE=django-celery-staging RELEASE=django-celery TLS_SECRET=app-tls tests/smoke/run-k8s.sh [pytest args]
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 NAMESPACE=${NAMESPACE:-django-celery-staging}
 RELEASE=${RELEASE:-django-celery}
 INGRESS_NAMESPACE=${INGRESS_NAMESPACE:-ingress-nginx}

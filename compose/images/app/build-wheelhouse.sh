@@ -5,13 +5,13 @@
 # a throwaway container of the local Python image, trusting the host's CA bundle only for the download.
 #   WHEELHOUSE   output directory (default build/wheelhouse)
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 WHEELHOUSE=${WHEELHOUSE:-build/wheelhouse}
 PY_IMAGE=${PY_IMAGE:-blueprint/python:3.13-trixie}
 LOCK=requirements/app.lock
 STAMP="$WHEELHOUSE/.lock-$(sha256sum "$LOCK" | cut -c1-16)"
 [ -f "$STAMP" ] && exit 0
-scripts/build-python-image.sh
+compose/images/python/build.sh
 CA=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 mkdir -p "$WHEELHOUSE"
 echo "==> downloading the locked wheels for Python 3.13 into $WHEELHOUSE"

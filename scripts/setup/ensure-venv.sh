@@ -2,7 +2,7 @@
 # Create/refresh the host virtualenv (.venv) from the universal lock, with hashes.
 # Re-syncs only when requirements/dev.lock changed since the last sync.
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 VENV=.venv
 LOCK=requirements/dev.lock
 STAMP=$VENV/.synced-$(sha256sum "$LOCK" | cut -c1-16)

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The control plane of the local cluster: etcd (Debian's etcd-server), kube-apiserver,
 # kube-controller-manager and kube-scheduler at the pinned release, as plain processes on the node
-# address (K8S_NODE_IP), with certificates from scripts/k8s-pki.sh. State under build/k8s.
+# address (K8S_NODE_IP), with certificates from tests/k8s/cluster/pki.sh. State under build/k8s.
 #   up      start the four, wait until the API server is ready
 #   down    stop them (scheduler and controllers first); etcd's data is removed: every run starts empty
 #   status  print what runs
-# Usage: scripts/k8s-control-plane.sh up|down|status
+# Usage: tests/k8s/cluster/control-plane.sh up|down|status
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
-. scripts/k8s-versions.env
-. scripts/k8s-lib.sh
+cd "$(dirname "$0")/../../.."
+. tests/k8s/cluster/versions.env
+. tests/k8s/cluster/lib.sh
 P=$K/pki
 API=https://$K8S_NODE_IP:$K8S_APISERVER_PORT
 
@@ -21,9 +21,9 @@ start() {  # start NAME COMMAND...: run a daemon detached, pid in build/k8s/run/
 }
 
 up() {
-    command -v etcd >/dev/null || scripts/apt-install.sh --no-recommends "the cluster's etcd" etcd-server
-    scripts/k8s-build.sh kube-apiserver kube-controller-manager kube-scheduler
-    scripts/k8s-pki.sh >/dev/null
+    command -v etcd >/dev/null || scripts/setup/apt-install.sh --no-recommends "the cluster's etcd" etcd-server
+    tests/k8s/cluster/build.sh kube-apiserver kube-controller-manager kube-scheduler
+    tests/k8s/cluster/pki.sh >/dev/null
     mkdir -p "$K/run" "$K/log" "$K/etcd"
     node_ip_up
 

