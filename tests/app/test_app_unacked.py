@@ -96,7 +96,8 @@ def test_a_draining_worker_keeps_what_it_holds_however_long_rounds_run_meanwhile
     at shutdown). The other worker runs a round every second; the test runs its own too."""
     fast = {"DEPLOYKIT_RECOVERY_INTERVAL": "1", "DEPLOYKIT_LEASE_TTL": "3"}
     drainer = start_worker("drainer", CELERY_WORKER_PREFETCH_MULTIPLIER="4", **fast)
-    long = tasks.side_effect.delay(10)
+    # 20 s: what is left of it after the survivor's start (seconds on a busy machine) must span 5 rounds.
+    long = tasks.side_effect.delay(20)
     wait_for(lambda: Execution.objects.filter(task_id=long.id).exists(), 60, "the long task to start")
     later = tasks.side_effect.apply_async((0,), countdown=6)
     limited = [tasks.side_effect_limited.delay(0) for _ in range(3)]
