@@ -12,6 +12,8 @@
 # IMAGE_NAMESPACE (default blueprint) names the stack's images, NS/app:TAG and NS/app:latest etc.: a
 # benchmark or a second checkout can build without retagging the user's images. The shared offline
 # bases (blueprint/debian, blueprint/python) keep their names.
+# Labels (OCI): version, revision, source = IMAGE_SOURCE (default: the chart's home), licences in each
+# Dockerfile.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 say() { echo "==> $*"; }
@@ -21,6 +23,7 @@ OUT=build/compose-images.env
 VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 GIT_REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 TAG=${IMAGE_TAG:-$VERSION}
+SOURCE=${IMAGE_SOURCE:-$(awk '/^home:/{print $2}' helm/django-celery/Chart.yaml)}
 NS=${IMAGE_NAMESPACE:-blueprint}
 
 resolve_mode() {
@@ -41,7 +44,8 @@ build() { # build IMAGE_NAME CONTEXT [docker build args...]
   local name=$1 context=$2; shift 2
   local log; log=$(mktemp)
   local began=$SECONDS
-  if docker build --build-arg VERSION="$VERSION" --build-arg GIT_REVISION="$GIT_REVISION" -t "$name" "$@" "$context" >"$log" 2>&1; then
+  if docker build --build-arg VERSION="$VERSION" --build-arg GIT_REVISION="$GIT_REVISION" --build-arg SOURCE="$SOURCE" \
+      -t "$name" "$@" "$context" >"$log" 2>&1; then
     rm -f "$log"
     echo "    built $name in $((SECONDS - began)) s"
   else
