@@ -12,8 +12,9 @@
 # IMAGE_NAMESPACE (default blueprint) names the stack's images, NS/app:TAG and NS/app:latest etc.: a
 # benchmark or a second checkout can build without retagging the user's images. The shared offline
 # bases (blueprint/debian, blueprint/python) keep their names.
-# Labels (OCI): version, revision, source = IMAGE_SOURCE (default: the chart's home), licences in each
-# Dockerfile.
+# Tags: app and proxy get the git description (IMAGE_TAG overrides it; build/compose-images.env names
+# it), `latest` and the release version in VERSION. Labels (OCI): version = VERSION, revision = the commit,
+# source = IMAGE_SOURCE (default: the chart's home), licences in each Dockerfile.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 say() { echo "==> $*"; }
@@ -23,6 +24,7 @@ OUT=build/compose-images.env
 VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 GIT_REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 TAG=${IMAGE_TAG:-$VERSION}
+RELEASE=$(cat VERSION)
 SOURCE=${IMAGE_SOURCE:-$(awk '/^home:/{print $2}' helm/django-celery/Chart.yaml)}
 NS=${IMAGE_NAMESPACE:-blueprint}
 
@@ -44,7 +46,7 @@ build() { # build IMAGE_NAME CONTEXT [docker build args...]
   local name=$1 context=$2; shift 2
   local log; log=$(mktemp)
   local began=$SECONDS
-  if docker build --build-arg VERSION="$VERSION" --build-arg GIT_REVISION="$GIT_REVISION" --build-arg SOURCE="$SOURCE" \
+  if docker build --build-arg VERSION="$RELEASE" --build-arg GIT_REVISION="$GIT_REVISION" --build-arg SOURCE="$SOURCE" \
       -t "$name" "$@" "$context" >"$log" 2>&1; then
     rm -f "$log"
     echo "    built $name in $((SECONDS - began)) s"
@@ -69,8 +71,8 @@ if [ "$MODE" = offline ]; then
   build "$NS/postgres:17" compose/images/postgres --build-arg BASE_IMAGE="$base" & pids+=($!)
   build "$NS/redis:8" compose/images/redis --build-arg BASE_IMAGE="$base" & pids+=($!)
   build "$NS/rabbitmq:4" compose/images/rabbitmq --build-arg BASE_IMAGE="$base" & pids+=($!)
-  build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" --build-arg BASE_IMAGE="$base" & pids+=($!)
-  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" \
+  build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" -t "$NS/proxy:$RELEASE" --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
     --build-arg BASE_IMAGE="${PY_IMAGE:-blueprint/python:3.13-trixie}" --build-arg OFFLINE=1 & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid"; done
   # S3 mode (STORAGE=s3, compose/compose.s3.yaml): the object store, built from the Go module proxy.
@@ -89,8 +91,9 @@ RABBITMQ_IMAGE=$NS/rabbitmq:4
 $s3_image
 ENV
 else
-  build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" --build-arg BASE_IMAGE=debian:trixie-slim
-  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" --build-arg BASE_IMAGE=python:3.13-slim-trixie
+  build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" -t "$NS/proxy:$RELEASE" --build-arg BASE_IMAGE=debian:trixie-slim
+  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
+    --build-arg BASE_IMAGE=python:3.13-slim-trixie
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
 # Postgres/Redis/RabbitMQ: the official images (compose/compose.yaml defaults).
