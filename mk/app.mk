@@ -3,7 +3,9 @@
 
 APP_COV_OPTS := --cov=app --cov=deploykit/src --cov-config=tests/app/coveragerc --cov-report=term-missing:skip-covered --cov-report=xml:build/coverage-app.xml
 
-.PHONY: test-app app-deps app-run app-unit
+CONTRACT = $(PY) -m deploykit.contract --project app/contract.toml --root .
+
+.PHONY: test-app app-deps app-run app-unit contract-render contract-check
 app-deps: # venv + the Debian packages the integration tests run (as root on Debian/Ubuntu, when missing)
 	@scripts/setup/ensure-venv.sh
 	@missing=""; \
@@ -22,3 +24,9 @@ app-unit: app-deps ## Run only the app's fast unit tests (no real services)
 
 app-run: app-deps ## Run the app locally: runserver + worker + beat against a local redis-server (DJANGO_DEBUG=true)
 	@app/bin/dev
+
+contract-render: venv ## Regenerate what the configuration contract gives: docs/configuration.md's tables, .env.example's block, the Ansible allow-list
+	PYTHONPATH=deploykit/src $(CONTRACT) render
+
+contract-check: venv ## Fail (with a diff naming the file) when a file generated from the configuration contract is stale
+	PYTHONPATH=deploykit/src $(CONTRACT) check

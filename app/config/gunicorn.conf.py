@@ -1,14 +1,18 @@
-"""gunicorn configuration (bin/start-web): everything from the environment, logs to stdout."""
+"""gunicorn configuration (bin/start-web): everything from the environment, read through the configuration
+contract (typed, with its declared defaults), logs to stdout."""
 
 import os
+from pathlib import Path
 
-from deploykit import gunicorn_drain
+from deploykit import contract, gunicorn_drain
+from deploykit.env import Env
 
-bind = f"0.0.0.0:{int(os.environ.get('PORT', '8000'))}"
-workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+env = Env(contract=contract.load(project=Path(__file__).resolve().parent.parent / "contract.toml"))
+bind = f"0.0.0.0:{env.value('PORT')}"
+workers = env.value("GUNICORN_WORKERS")
+threads = env.value("GUNICORN_THREADS")
 worker_class = "deploykit.gunicorn_drain.ThreadWorker"  # gthread closing its listeners at once on stop
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = env.value("GUNICORN_TIMEOUT")
 graceful_timeout = timeout
 keepalive = 5
 # Recycle workers now and then (memory leaks); jitter avoids restarting all at once.
@@ -17,21 +21,23 @@ max_requests_jitter = 200
 # Logs: gunicorn's own and the access log on stdout (the container runtime collects them).
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-if os.environ.get("LOG_FORMAT", "text") == "json":
+loglevel = env.value("LOG_LEVEL").lower()
+if env.value("LOG_FORMAT") == "json":
     access_log_format = (
         '{"time":"%(t)s","level":"INFO","logger":"gunicorn.access","remote":"%(h)s","method":"%(m)s",'
         '"path":"%(U)s","query":"%(q)s","status":%(s)s,"bytes":"%(B)s","duration_ms":%(M)s,'
         '"user_agent":"%(a)s"}'
     )
 # The reverse proxy in front sets X-Forwarded-Proto; Django reads it (SECURE_PROXY_SSL_HEADER).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+forwarded_allow_ips = env.value("FORWARDED_ALLOW_IPS")
 # Docker's /dev/shm is a tmpfs, unlike /tmp on some hosts: heartbeats stay fast under disk pressure.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Load the app before forking: a broken configuration fails once, with the settings error.
 preload_app = True
 # No runtime control socket: nothing uses it, and the image's file system may be read-only.
 control_socket_disable = True
+# A malformed value stops gunicorn here, naming the variable (the settings would refuse it next).
+env.raise_if_invalid()
 
 
 # On SIGTERM: drain first (DEPLOYKIT_WEB_DRAIN_SECONDS from the settings, loaded by preload_app), then

@@ -1,12 +1,15 @@
 """Settings of the reference project -- THE one place the environment is read.
 
-The contract (every variable, its default and meaning) is docs/configuration.md. In production mode
-(DJANGO_DEBUG off, the default) a missing or insecure required variable stops start-up with a message
-naming it; see deploykit/env.py.
+The contract (every variable, its type, default and bounds) is declared once: deploykit's variables in
+deploykit/src/deploykit/contract/deploykit.toml, this project's own in app/contract.toml; `env.value(NAME)`
+reads a variable as declared. docs/configuration.md is generated from both. In production mode (DJANGO_DEBUG
+off, the default) a missing or insecure required variable stops start-up with a message naming it; see
+deploykit/env.py. Rules across variables (hard limit above soft limit, ...) live here, once.
 """
 
 from pathlib import Path
 
+from deploykit import contract
 from deploykit.env import (
     BROKER_SCHEMES,
     RESULT_BACKEND_SCHEMES,
@@ -18,39 +21,28 @@ from deploykit.env import (
     secret_key_problem,
     url_scheme_problem,
 )
-from deploykit.logging import VALID_LEVELS, build_logging
+from deploykit.logging import build_logging
 from deploykit.redis_transport import broker_transport
 from deploykit.storage import build_storages
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # app/
 REPO_DIR = BASE_DIR.parent
 
-env = Env()
+env = Env(contract=contract.load(project=BASE_DIR / "contract.toml"))
 DEBUG = env.debug
 
 # --- Django core -----------------------------------------------------------------------------------
-SECRET_KEY = env.get(
-    "DJANGO_SECRET_KEY",
-    required=True,
-    debug_default="django-insecure-development-only-key-never-use-in-production-0123456789",
-    secret=True,
-    check=secret_key_problem,
-)
+SECRET_KEY = env.value("DJANGO_SECRET_KEY", check=secret_key_problem)
 if env.build_step and not SECRET_KEY:
     SECRET_KEY = "collectstatic-build-step-only-" + "x" * 40  # never serves a request
 
-ALLOWED_HOSTS = env.list(
-    "DJANGO_ALLOWED_HOSTS",
-    required=True,
-    debug_default=["localhost", "127.0.0.1", "[::1]"],
-    check=hosts_problem,
-)
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
-ADMIN_URL = env.get("DJANGO_ADMIN_URL", "admin/").strip("/") + "/"
+ALLOWED_HOSTS = env.value("DJANGO_ALLOWED_HOSTS", check=hosts_problem)
+CSRF_TRUSTED_ORIGINS = env.value("DJANGO_CSRF_TRUSTED_ORIGINS")
+ADMIN_URL = env.value("DJANGO_ADMIN_URL").strip("/") + "/"
 # start-migrate creates/updates this superuser when set (manage.py ensure_superuser).
-DJANGO_SUPERUSER_USERNAME = env.get("DJANGO_SUPERUSER_USERNAME", "")
-DJANGO_SUPERUSER_EMAIL = env.get("DJANGO_SUPERUSER_EMAIL", "")
-DJANGO_SUPERUSER_PASSWORD = env.get("DJANGO_SUPERUSER_PASSWORD", "", secret=True)
+DJANGO_SUPERUSER_USERNAME = env.value("DJANGO_SUPERUSER_USERNAME")
+DJANGO_SUPERUSER_EMAIL = env.value("DJANGO_SUPERUSER_EMAIL")
+DJANGO_SUPERUSER_PASSWORD = env.value("DJANGO_SUPERUSER_PASSWORD")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -102,11 +94,7 @@ TEMPLATES = [
 ]
 
 # --- Database --------------------------------------------------------------------------------------
-_db = env.db(
-    "DATABASE_URL",
-    required=True,
-    debug_default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-)
+_db = env.db("DATABASE_URL", debug_default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 if _db is None:  # production error already recorded, or the build step: a harmless placeholder
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -116,7 +104,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     )
     _db["CONN_MAX_AGE"] = 0
 else:
-    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    _db["CONN_MAX_AGE"] = env.value("DATABASE_CONN_MAX_AGE")
     _db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -135,11 +123,11 @@ USE_TZ = True
 
 # --- Security (production mode) --------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_SSL_REDIRECT = env.value("DJANGO_SECURE_SSL_REDIRECT")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_HSTS_SECONDS = env.value("DJANGO_SECURE_HSTS_SECONDS")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.value("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env.value("DJANGO_SECURE_HSTS_PRELOAD")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
@@ -149,39 +137,37 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
-MEDIA_ROOT = env.get("MEDIA_ROOT", str(BASE_DIR / "media") if DEBUG else "/var/lib/app/media")
+MEDIA_ROOT = env.value("MEDIA_ROOT", debug_default=str(BASE_DIR / "media"))
 STORAGES = build_storages(env, media_root=MEDIA_ROOT, debug=DEBUG)
-UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
-IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
+UPLOAD_MAX_BYTES = env.value("UPLOAD_MAX_BYTES")
+IMAGE_MAX_PIXELS = env.value("IMAGE_MAX_PIXELS")
 # Keep Django's own request limits consistent with UPLOAD_MAX_BYTES (files above 2.5 MB spill to disk).
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, UPLOAD_MAX_BYTES + 1024 * 1024)
 IMAGE_RESIZED_SIZE = (1024, 1024)
 IMAGE_THUMBNAIL_SIZES = [64, 128, 256]
 REPORT_KINDS = ["tasks", "images"]
 # Files and rows older than this are removed by the periodic cleanup task.
-CLEANUP_MAX_AGE_SECONDS = env.int("CLEANUP_MAX_AGE_SECONDS", 7 * 24 * 3600, minimum=60)
+CLEANUP_MAX_AGE_SECONDS = env.value("CLEANUP_MAX_AGE_SECONDS")
 
 # --- E-mail ----------------------------------------------------------------------------------------
-globals().update(env.email("EMAIL_URL", "consolemail://"))
-DEFAULT_FROM_EMAIL = env.get("DEFAULT_FROM_EMAIL", "noreply@localhost")
+globals().update(env.email("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env.value("DEFAULT_FROM_EMAIL")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = 10
-DIGEST_RECIPIENTS = env.list("DIGEST_RECIPIENTS", [])
+DIGEST_RECIPIENTS = env.value("DIGEST_RECIPIENTS")
 
 # --- Celery (read by config/celery.py through the CELERY_ namespace) -------------------------------
-CELERY_BROKER_URL = env.get(
+CELERY_BROKER_URL = env.value(
     "CELERY_BROKER_URL",
-    required=True,
-    debug_default="redis://localhost:6379/0",
     # Production only (the check is skipped in debug mode, where tests may use memory://).
     check=lambda url: url_scheme_problem(url, BROKER_SCHEMES),
 )
 _broker_is_redis = is_redis_url(CELERY_BROKER_URL)
 # Redis: kombu's transport plus a publish journal, so no task is lost between BRPOP and `unacked`.
 CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
-CELERY_RESULT_BACKEND = env.get(
+CELERY_RESULT_BACKEND = env.value(
     "CELERY_RESULT_BACKEND",
-    CELERY_BROKER_URL if _broker_is_redis else "django-db",
+    default=CELERY_BROKER_URL if _broker_is_redis else "django-db",
     check=lambda url: url_scheme_problem(url, RESULT_BACKEND_SCHEMES),
 )
 CELERY_TASK_SERIALIZER = "json"
@@ -193,10 +179,10 @@ CELERY_ENABLE_UTC = True
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_TASK_MAX_REDELIVERIES = env.int("CELERY_TASK_MAX_REDELIVERIES", 3, minimum=0)
+CELERY_TASK_MAX_REDELIVERIES = env.value("CELERY_TASK_MAX_REDELIVERIES")
 CELERY_TASK_TRACK_STARTED = True
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env.value("CELERY_TASK_SOFT_TIME_LIMIT")
+CELERY_TASK_TIME_LIMIT = env.value("CELERY_TASK_TIME_LIMIT")
 if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     env.error(
         "CELERY_TASK_TIME_LIMIT",
@@ -204,7 +190,7 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     )
 # The longest countdown/ETA this app ever schedules: the cap of the exponential retry backoff.
 TASK_RETRY_BACKOFF_MAX = 600
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+CELERY_VISIBILITY_TIMEOUT = env.value("CELERY_VISIBILITY_TIMEOUT")
 _vt_problem = check_visibility_timeout(
     CELERY_VISIBILITY_TIMEOUT, CELERY_TASK_TIME_LIMIT, TASK_RETRY_BACKOFF_MAX
 )
@@ -214,8 +200,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 # Redis broker (deploykit/lease.py, deploykit/unacked.py): a worker process' lease lasts this long without
 # renewal; what a process held is requeued once its lease expired (it died, or lost Redis that long), by
 # a round every consumer runs every DEPLOYKIT_RECOVERY_INTERVAL seconds in its event loop. Ignored on RabbitMQ.
-DEPLOYKIT_LEASE_TTL = env.int("DEPLOYKIT_LEASE_TTL", 30, minimum=3)
-DEPLOYKIT_RECOVERY_INTERVAL = env.int("DEPLOYKIT_RECOVERY_INTERVAL", 10, minimum=1)
+DEPLOYKIT_LEASE_TTL = env.value("DEPLOYKIT_LEASE_TTL")
+DEPLOYKIT_RECOVERY_INTERVAL = env.value("DEPLOYKIT_RECOVERY_INTERVAL")
 if _broker_is_redis:
     CELERY_BROKER_TRANSPORT_OPTIONS.update({
         "lease_ttl": DEPLOYKIT_LEASE_TTL, "lost_after": DEPLOYKIT_LEASE_TTL,
@@ -235,18 +221,18 @@ if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith(("amqp://", "amqps://")):
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Cold shutdown (second SIGTERM / SIGQUIT) first gives running tasks this long (Celery's soft shutdown).
-CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0)
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
-CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", 0, minimum=0) or None  # None: CPUs
-CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000, minimum=1)
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 262144, minimum=1)
-CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", 86400, minimum=60)
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.value("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT")
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.value("CELERY_WORKER_PREFETCH_MULTIPLIER")
+CELERY_WORKER_CONCURRENCY = env.value("CELERY_WORKER_CONCURRENCY") or None  # None: CPUs
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.value("CELERY_WORKER_MAX_TASKS_PER_CHILD")
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.value("CELERY_WORKER_MAX_MEMORY_PER_CHILD")
+CELERY_RESULT_EXPIRES = env.value("CELERY_RESULT_EXPIRES")
 CELERY_RESULT_EXTENDED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_WORKER_HEARTBEAT_FILE = env.get("CELERY_WORKER_HEARTBEAT_FILE", "/tmp/celery-worker-heartbeat")
-CELERY_WORKER_HEARTBEAT_MAX_AGE = env.int("CELERY_WORKER_HEARTBEAT_MAX_AGE", 60, minimum=2)
+CELERY_WORKER_HEARTBEAT_FILE = env.value("CELERY_WORKER_HEARTBEAT_FILE")
+CELERY_WORKER_HEARTBEAT_MAX_AGE = env.value("CELERY_WORKER_HEARTBEAT_MAX_AGE")
 # Touch well within the max age (every 10 s with the default 60 s).
 CELERY_WORKER_HEARTBEAT_INTERVAL = max(1, min(10, CELERY_WORKER_HEARTBEAT_MAX_AGE // 4))
 
@@ -275,7 +261,7 @@ CELERY_TASK_ROUTES = {
 # existing classic queues are not migrated yet: RabbitMQ refuses to redeclare a queue with another type.
 from deploykit import rabbitmq  # noqa: E402
 
-DEPLOYKIT_RABBITMQ_QUEUE_TYPE = env.get("DEPLOYKIT_RABBITMQ_QUEUE_TYPE", "quorum")
+DEPLOYKIT_RABBITMQ_QUEUE_TYPE = env.value("DEPLOYKIT_RABBITMQ_QUEUE_TYPE")
 if DEPLOYKIT_RABBITMQ_QUEUE_TYPE not in rabbitmq.QUEUE_TYPES:
     env.error("DEPLOYKIT_RABBITMQ_QUEUE_TYPE", f"must be quorum or classic, not {DEPLOYKIT_RABBITMQ_QUEUE_TYPE!r}")
 elif DEPLOYKIT_RABBITMQ_QUEUE_TYPE == "quorum" and rabbitmq.is_amqp_url(CELERY_BROKER_URL):
@@ -289,7 +275,7 @@ elif DEPLOYKIT_RABBITMQ_QUEUE_TYPE == "quorum" and rabbitmq.is_amqp_url(CELERY_B
     CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_TICK_SECONDS = env.int("CELERY_BEAT_TICK_SECONDS", 15, minimum=1)
+CELERY_BEAT_TICK_SECONDS = env.value("CELERY_BEAT_TICK_SECONDS")
 CELERY_BEAT_SCHEDULE = {
     "beat-tick": {"task": "jobs.tasks.beat_tick", "schedule": float(CELERY_BEAT_TICK_SECONDS)},
     "daily-digest": {"task": "jobs.tasks.send_digest", "schedule": 24 * 3600.0},
@@ -306,7 +292,7 @@ DEPLOYKIT_BEAT_LAST_RUN = "jobs.models.beat_last_run"  # read by /status
 # nothing routes around this process (one web container behind the Compose proxy); the chart sets 10.
 # It adds to the stop: the grace period (Compose stop_grace_period, terminationGracePeriodSeconds, systemd
 # TimeoutStopSec) must cover it plus GUNICORN_TIMEOUT.
-DEPLOYKIT_WEB_DRAIN_SECONDS = env.int("DEPLOYKIT_WEB_DRAIN_SECONDS", 0, minimum=0)
+DEPLOYKIT_WEB_DRAIN_SECONDS = env.value("DEPLOYKIT_WEB_DRAIN_SECONDS")
 
 # --- Timeouts on broker and result-store connections (docs/reliability.md#timeouts) -------------------
 # A broker that stops answering without closing its connections (a frozen VM or container, a partition that
@@ -314,9 +300,9 @@ DEPLOYKIT_WEB_DRAIN_SECONDS = env.int("DEPLOYKIT_WEB_DRAIN_SECONDS", 0, minimum=
 # dead socket forever (a POST hung past gunicorn's timeout, its row left PENDING). Every broker and
 # result-store connection gets connect and read/write timeouts and TCP keepalives; kombu's and redis-py's
 # health checks PING a connection idle longer than the interval before reusing it.
-DEPLOYKIT_BROKER_TIMEOUT = env.float("DEPLOYKIT_BROKER_TIMEOUT", 10.0)
-DEPLOYKIT_BROKER_CONNECT_TIMEOUT = env.float("DEPLOYKIT_BROKER_CONNECT_TIMEOUT", 5.0)
-DEPLOYKIT_PUBLISH_DEADLINE = env.float("DEPLOYKIT_PUBLISH_DEADLINE", 10.0)
+DEPLOYKIT_BROKER_TIMEOUT = env.value("DEPLOYKIT_BROKER_TIMEOUT")
+DEPLOYKIT_BROKER_CONNECT_TIMEOUT = env.value("DEPLOYKIT_BROKER_CONNECT_TIMEOUT")
+DEPLOYKIT_PUBLISH_DEADLINE = env.value("DEPLOYKIT_PUBLISH_DEADLINE")
 _THROTTLE_CACHE_TIMEOUT = 1  # seconds: the most the API throttle's Redis cache (CACHES, below) waits
 DEPLOYKIT_BROKER_HEALTH_CHECK_INTERVAL = 25  # seconds: kombu's default, now also on the result store
 # kombu's BRPOP waits up to brpop_timeout (1 s) for a message; a read timeout at or below it turns every
@@ -400,8 +386,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": 1,
 }
 # Per-client limits of the endpoints that create background work (deploykit/throttle.py): 429 + Retry-After.
-API_THROTTLE_RATE = env.get("API_THROTTLE_RATE", parse_rate("120/minute"), cast=parse_rate)
-API_THROTTLE_UPLOAD_RATE = env.get("API_THROTTLE_UPLOAD_RATE", parse_rate("30/minute"), cast=parse_rate)
+API_THROTTLE_RATE = env.value("API_THROTTLE_RATE", cast=parse_rate)
+API_THROTTLE_UPLOAD_RATE = env.value("API_THROTTLE_UPLOAD_RATE", cast=parse_rate)
 # The counters must be shared by every gunicorn worker and web container: Redis when the broker or the
 # result store is Redis; otherwise (RabbitMQ with django-db results) a table in the database (migration
 # deploykit 0002) -- no extra service just for counters.
@@ -430,7 +416,7 @@ SPECTACULAR_SETTINGS = {
 # --- deploykit: task idempotency guard, beat lock connection ----------------------------------------
 # Guard rows (deploykit/idempotency.py) must outlive every redelivery of their task id: each of the up to
 # CELERY_TASK_MAX_REDELIVERIES redeliveries can come a visibility timeout after the last.
-DEPLOYKIT_IDEMPOTENCY_RETENTION = env.int("DEPLOYKIT_IDEMPOTENCY_RETENTION", 7 * 24 * 3600, minimum=60)
+DEPLOYKIT_IDEMPOTENCY_RETENTION = env.value("DEPLOYKIT_IDEMPOTENCY_RETENTION")
 _idem_min = CELERY_VISIBILITY_TIMEOUT * (CELERY_TASK_MAX_REDELIVERIES + 1) + CELERY_TASK_TIME_LIMIT
 if DEPLOYKIT_IDEMPOTENCY_RETENTION < _idem_min:
     env.error("DEPLOYKIT_IDEMPOTENCY_RETENTION", f"({DEPLOYKIT_IDEMPOTENCY_RETENTION}s) must be at least "
@@ -444,16 +430,11 @@ if DEPLOYKIT_BEAT_LOCK_DATABASE and DEPLOYKIT_BEAT_LOCK_DATABASE["ENGINE"] != "d
     env.error("DEPLOYKIT_BEAT_LOCK_DATABASE_URL", "must be a postgres:// URL (the lock is a PostgreSQL advisory lock)")
 # A lock holder (or its database) that stops answering is noticed within this many seconds: TCP keepalives
 # on both ends of the lock connection, and a deadline on each lock check (beat then exits to be restarted).
-DEPLOYKIT_BEAT_LOCK_TIMEOUT = env.int("DEPLOYKIT_BEAT_LOCK_TIMEOUT", 30, minimum=5)
+DEPLOYKIT_BEAT_LOCK_TIMEOUT = env.value("DEPLOYKIT_BEAT_LOCK_TIMEOUT")
 
 # --- Logging ---------------------------------------------------------------------------------------
-LOG_FORMAT = env.get("LOG_FORMAT", "text", check=None)
-if LOG_FORMAT not in ("text", "json"):
-    env.error("LOG_FORMAT", f"must be 'text' or 'json', got {LOG_FORMAT!r}")
-    LOG_FORMAT = "text"
-LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
-if LOG_LEVEL not in VALID_LEVELS:
-    env.error("LOG_LEVEL", f"must be one of {', '.join(VALID_LEVELS)}, got {LOG_LEVEL!r}")
+LOG_FORMAT = env.value("LOG_FORMAT")  # text or json (the contract's choices)
+LOG_LEVEL = env.value("LOG_LEVEL")  # one of deploykit.logging.VALID_LEVELS (the contract's choices)
 LOGGING = build_logging(LOG_FORMAT, LOG_LEVEL)
 
 env.raise_if_invalid()

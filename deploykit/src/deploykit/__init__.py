@@ -1,5 +1,6 @@
 """deploykit: the deployment-facing pieces of a Django + Celery project, reusable in any project.
 
+- contract/    the configuration contract: every variable declared once (deploykit.toml + a project's file)
 - env.py       settings helpers; production-mode validation naming the offending variable
 - storage.py   STORAGES from the environment (filesystem or S3-compatible object storage)
 - logging.py   LOGGING dict: text or one-JSON-object-per-line, with Celery task ids

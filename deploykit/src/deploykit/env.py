@@ -8,10 +8,14 @@ anything, with a message an operator can act on.
 
 "Production mode" means DJANGO_DEBUG is off (the default). A variable declared with `required=True`
 must then be set, non-empty and not a known placeholder; in debug mode its `debug_default` is used.
+
+`Env.value(name)` reads a variable as the configuration contract declares it (deploykit.contract: type,
+default, bounds, required, secret); the other getters are the primitives it is built on.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -19,6 +23,8 @@ from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from deploykit import contract as contract_mod
 
 # Values that are never acceptable for a secret in production (compared case-insensitively).
 INSECURE_VALUES = frozenset(
@@ -92,17 +98,21 @@ _MISSING = object()
 class Env:
     """Typed access to the environment that collects production-mode problems instead of failing early."""
 
-    def __init__(self, environ_: Mapping[str, str] | None = None, *, debug_var: str = "DJANGO_DEBUG"):
+    def __init__(self, environ_: Mapping[str, str] | None = None, *, debug_var: str = "DJANGO_DEBUG",
+                 contract: contract_mod.Contract | None = None):
         self.environ = os.environ if environ_ is None else environ_
         self._env = environ.Env()
         self._env.ENVIRON = self.environ  # parse from the given mapping (tests pass their own)
+        self.contract = _own_contract() if contract is None else contract
         self.errors: list[str] = []
+        self.read: set[str] = set()  # every name looked up, declared or not (tests check it against the contract)
         self.debug = self.bool(debug_var, False)
         self.production = not self.debug
         self.build_step = is_collectstatic()
 
     # -- primitive getters ------------------------------------------------------------------------
     def _raw(self, name: str) -> str | None:
+        self.read.add(name)
         value = self.environ.get(name)
         if value is None or value.strip() == "":
             return None
@@ -201,7 +211,7 @@ class Env:
         return value
 
     def db(self, name: str = "DATABASE_URL", **kw: Any) -> dict[str, Any] | None:
-        url = self.get(name, **kw)
+        url = self.value(name, **kw) if name in self.contract else self.get(name, **kw)
         if url is None:
             return None
         try:
@@ -216,13 +226,51 @@ class Env:
             return None
         return config
 
-    def email(self, name: str = "EMAIL_URL", default: str = "consolemail://") -> dict[str, Any]:
+    def email(self, name: str = "EMAIL_URL", default: str | None = None) -> dict[str, Any]:
+        default = self.contract[name].default if default is None else default
         url = self._raw(name) or default
         try:
             return environ.Env.email_url_config(url)
         except Exception as exc:
             self.error(name, f"is not a valid e-mail URL: {exc}")
             return environ.Env.email_url_config(default)
+
+    # -- the contract -----------------------------------------------------------------------------
+    def value(self, name: str, *, default: Any = _MISSING, debug_default: Any = _MISSING,
+              cast: Callable[[str], Any] | None = None, check: Callable[[Any], str | None] | None = None) -> Any:
+        """The variable `name` as the contract declares it: typed, bounds-checked, its declared default.
+
+        default/debug_default override the declared ones where Python computes them (a path under the
+        project, the broker URL); cast and check add what a type cannot say (a rate, a URL scheme).
+        """
+        var = self.contract[name]
+        default = var.default if default is _MISSING else default
+        debug_default = var.debug_default if debug_default is _MISSING else debug_default
+        if cast is not None and isinstance(default, str):
+            default = cast(default)
+        if not var.required and debug_default is not None and self.debug:
+            default = debug_default
+        if var.type == "bool":
+            return self.bool(name, default)
+        if var.type in ("int", "float"):
+            value = self.int(name, default, minimum=var.min) if var.type == "int" else self.float(name, default)
+            problem = var.bounds_problem(value)
+            if problem and value != default:
+                self.error(name, problem)
+                return default
+            return value
+        required = {"required": True, "debug_default": debug_default} if var.required else {}
+        if var.type == "list":
+            return self.list(name, default, check=check, **required)
+        value = self.get(name, default, cast=cast, check=check, secret=var.secret and var.type == "str",
+                         **required)
+        if var.type == "enum" and value is not None:
+            value = value.upper() if var.case == "upper" else value.lower() if var.case == "lower" else value
+            problem = var.bounds_problem(value)
+            if problem:
+                self.error(name, problem)
+                return default
+        return value
 
     # -- problems ---------------------------------------------------------------------------------
     def error(self, name: str, message: str) -> None:
@@ -236,6 +284,12 @@ class Env:
                 f"Refusing to start ({mode}): fix these environment variables "
                 f"(contract: docs/configuration.md):\n{lines}"
             )
+
+
+@functools.cache
+def _own_contract() -> contract_mod.Contract:
+    """deploykit's own declarations: what an Env reads when no project contract is given."""
+    return contract_mod.load()
 
 
 def _split(raw: str) -> list[str]:

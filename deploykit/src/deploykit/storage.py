@@ -39,32 +39,30 @@ S3_CREDENTIAL_VARS = "STORAGE_S3_ACCESS_KEY_ID/STORAGE_S3_SECRET_ACCESS_KEY"
 
 
 def build_storages(env: Any, *, media_root: str, debug: bool) -> dict[str, dict[str, Any]]:
-    """Return the STORAGES setting. `env` is a deploykit.env.Env (problems are collected on it)."""
-    backend = (env.get("STORAGE_BACKEND", "filesystem") or "filesystem").lower()
+    """Return the STORAGES setting. `env` is a deploykit.env.Env (problems are collected on it; an unknown
+    STORAGE_BACKEND is refused by the contract's choices and read as the default, filesystem)."""
+    backend = env.value("STORAGE_BACKEND")
     static = {"BACKEND": STATIC_STORAGE}
     filesystem = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         # Readable by the group only: web and worker share the volume under one uid/gid.
         "OPTIONS": {"location": media_root, "file_permissions_mode": 0o640, "directory_permissions_mode": 0o750},
     }
-    if backend == "filesystem":
-        default = filesystem
-    elif backend == "s3":
+    if backend == "s3":
         default = {"BACKEND": "deploykit.storage.S3Storage", "OPTIONS": _s3_options(env, debug)}
     else:
-        env.error("STORAGE_BACKEND", f"must be 'filesystem' or 's3', got {backend!r}")
         default = filesystem
     return {"default": default, "staticfiles": static}
 
 
 def _s3_options(env: Any, debug: bool) -> dict[str, Any]:
-    endpoint = env.get("STORAGE_S3_ENDPOINT_URL", None)
-    public_endpoint = env.get("STORAGE_S3_PUBLIC_ENDPOINT_URL", None) or endpoint
+    endpoint = env.value("STORAGE_S3_ENDPOINT_URL")
+    public_endpoint = env.value("STORAGE_S3_PUBLIC_ENDPOINT_URL") or endpoint
     options = {
-        "bucket_name": env.get("STORAGE_S3_BUCKET", required=True, debug_default=None),
-        "access_key": env.get("STORAGE_S3_ACCESS_KEY_ID", required=True, debug_default=None),
-        "secret_key": env.get("STORAGE_S3_SECRET_ACCESS_KEY", required=True, debug_default=None, secret=True),
-        "region_name": env.get("STORAGE_S3_REGION", "us-east-1"),
+        "bucket_name": env.value("STORAGE_S3_BUCKET"),
+        "access_key": env.value("STORAGE_S3_ACCESS_KEY_ID"),
+        "secret_key": env.value("STORAGE_S3_SECRET_ACCESS_KEY"),
+        "region_name": env.value("STORAGE_S3_REGION"),
         "endpoint_url": endpoint,
         "custom_domain": None,
         "default_acl": None,  # never an ACL: objects inherit the bucket's (private) policy
