@@ -20,7 +20,10 @@ from .parsers import StrictJSONParser
 
 
 class ReportCreateSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=settings.REPORT_KINDS, help_text="tasks | images")
+    kind = serializers.ChoiceField(choices=settings.REPORT_KINDS, help_text=(
+        "tasks: CSV day,task,tasks (tasks started per day and task name); images: CSV "
+        "day,format,status,images,bytes (uploads and their bytes per day, format and status). Aggregates of "
+        "the last 31 days only: no ids, no names."))
 
 
 class ReportView(APIView):
@@ -29,7 +32,7 @@ class ReportView(APIView):
 
     @extend_schema(request=ReportCreateSerializer, responses={202: CREATED_SCHEMA, **BAD_JSON_BODY, **THROTTLED},
                    parameters=[RETRY_AFTER],
-                   summary="Request a CSV report (built in the background)")
+                   summary="Request a CSV report of aggregates (built in the background)")
     def post(self, request):
         serializer = ReportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
