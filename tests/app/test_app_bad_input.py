@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlparse
@@ -116,6 +117,15 @@ def test_report_endpoint_uses_the_same_parser(web, case):
     body, content_type, status, message = REFUSED[case]
     code, data = post(web, body, content_type, path="/api/reports/")
     assert (code, message in data["error"]) == (status, True), data
+
+
+def test_depth_scan_stays_linear_on_escaped_quotes(web):
+    """`[]\\"` repeated: a scan that tried each quote as the start of a string running to the end of the body
+    was quadratic (tens of seconds of CPU for 60 KB); the answer must come at once."""
+    started = time.monotonic()
+    code, data = post(web, '{"task": "add", "args": ' + '[]\\"' * 15_000)
+    assert (code, data["error"]) == (400, "Malformed JSON: Expecting ',' delimiter (line 1, column 27)."), data
+    assert time.monotonic() - started < 5
 
 
 def test_declared_length_over_the_limit_is_413_before_the_body_is_read(web):

@@ -23,8 +23,10 @@ MAX_DEPTH = 32
 MAX_NUMBER_DIGITS = 100
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]*)", re.IGNORECASE)
-# A JSON string (escapes included) or one bracket: brackets inside strings are not nesting.
-_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A JSON string (escapes included) or one bracket: brackets inside strings are not nesting. A string left
+# open runs to the end of the body, so the scan stays linear (json.loads refuses the body anyway); without
+# that, each `\"` of a body like `[\"[\"[\"...` would start a scan to the end: quadratic, seconds per request.
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 _BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 _BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\xfe\xff", "UTF-16"),
          (b"\xff\xfe", "UTF-16"), (b"\xef\xbb\xbf", "UTF-8 with a byte order mark"))
@@ -72,7 +74,7 @@ def check_depth(raw: bytes, limit: int = MAX_DEPTH) -> None:
             if depth > limit:
                 _refuse(f"JSON nested too deeply: more than {limit} levels of arrays/objects.")
         elif token in (b"]", b"}"):
-            depth -= 1
+            depth = max(depth - 1, 0)  # a stray closer is invalid JSON anyway: it earns no extra depth
 
 
 def _parse_int(text: str) -> int:
