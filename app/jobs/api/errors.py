@@ -13,7 +13,6 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.http import Http404, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from deploykit.outages import RETRY_AFTER_SECONDS, outage_message, outage_of
 
@@ -65,6 +64,9 @@ def exception_handler(exc, context):
         exc = PayloadTooLarge(f"Request body too large: the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     elif isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
         exc = exceptions.ParseError(str(exc))
+    # Imported here: rest_framework.views loads DEFAULT_PARSER_CLASSES (parsers.py, which imports this module).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
