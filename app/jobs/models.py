@@ -52,6 +52,9 @@ class UploadedImage(BackgroundJob):
     thumbnails = models.JSONField(default=dict, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
+    # For the aggregate report (day, format, status: count and bytes): filled when the upload is stored.
+    format = models.CharField(max_length=10, blank=True)  # as Pillow names it: PNG, JPEG, ...
+    size = models.PositiveBigIntegerField(null=True, blank=True)  # bytes of the original
 
     def __str__(self):
         return f"{self.original_name or self.id} ({self.status})"

@@ -15,7 +15,8 @@ import smtplib
 import socket
 import time
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as datetime_time
 
 from celery import chain, group, shared_task
 from django.conf import settings
@@ -23,7 +24,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from deploykit.celery import BoundedRedeliveryTask
 from PIL import Image, ImageOps
@@ -242,6 +244,7 @@ def resize_image(self, image_id: str) -> str:
     with image.original.open("rb") as fileobj:
         picture = open_image(fileobj)
     width, height = picture.size
+    fmt = image.format or (picture.format or "")[:10]  # uploads stored before the field existed
     picture = ImageOps.exif_transpose(picture)
     picture.thumbnail(settings.IMAGE_RESIZED_SIZE)
     if picture.mode not in ("RGB", "L"):
@@ -249,7 +252,7 @@ def resize_image(self, image_id: str) -> str:
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=85)
     name = replace_file(f"images/{image_id}/resized.jpg", buffer.getvalue())
-    UploadedImage.objects.filter(id=image_id).update(resized=name, width=width, height=height)
+    UploadedImage.objects.filter(id=image_id).update(resized=name, width=width, height=height, format=fmt)
     return name
 
 
@@ -274,10 +277,40 @@ def finalize_image(self, results: list, image_id: str) -> dict:
 
 
 # --- reports -----------------------------------------------------------------------------------------
+# Aggregates only (no ids, no names: an image's id is what downloads it). One GROUP BY query over the last
+# REPORT_DAYS days (the indexed `created` column bounds it), at most REPORT_MAX_ROWS rows.
+REPORT_DAYS = 31
+REPORT_MAX_ROWS = 5000
 REPORT_COLUMNS = {
-    "tasks": ("id", "task", "args", "created"),
-    "images": ("id", "original_name", "status", "width", "height", "error", "created"),
+    "tasks": ("day", "task", "tasks"),
+    "images": ("day", "format", "status", "images", "bytes"),
 }
+# A cell a spreadsheet would run as a formula (CSV injection) gets a leading single quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def report_since():
+    """Midnight (TIME_ZONE) at the start of the first of the report's REPORT_DAYS days, today included."""
+    first_day = timezone.localdate() - timedelta(days=REPORT_DAYS - 1)
+    return timezone.make_aware(datetime.combine(first_day, datetime_time.min))
+
+
+def report_rows(kind: str):
+    """The report's rows, in the order of REPORT_COLUMNS[kind]: one GROUP BY query, REPORT_MAX_ROWS at most."""
+    if kind == "tasks":
+        model, groups, counts = TaskRecord, ("day", "task"), {"tasks": Count("id")}
+    else:
+        model, groups = UploadedImage, ("day", "format", "status")
+        counts = {"images": Count("id"), "bytes": Coalesce(Sum("size"), 0)}
+    rows = model.objects.filter(created__gte=report_since()).annotate(day=TruncDate("created"))
+    rows = rows.values(*groups).annotate(**counts).order_by(*groups)
+    return rows.values_list(*REPORT_COLUMNS[kind])[:REPORT_MAX_ROWS]
+
+
+def csv_safe(value):
+    """The cell as text a spreadsheet shows as text: a formula-like start is prefixed with a single quote."""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
 
 
 class ReportTask(BoundedRedeliveryTask):
@@ -298,14 +331,12 @@ def generate_report(self, report_id: str) -> str:
     if report.status == Status.DONE:
         return report.file.name
     Report.objects.filter(id=report_id).update(status=Status.PROCESSING)
-    columns = REPORT_COLUMNS[report.kind]
-    model = TaskRecord if report.kind == "tasks" else UploadedImage
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(columns)
+    writer.writerow(REPORT_COLUMNS[report.kind])
     rows = 0
-    for row in model.objects.order_by("created").values_list(*columns).iterator():
-        writer.writerow(row)
+    for row in report_rows(report.kind):
+        writer.writerow([csv_safe(cell) for cell in row])
         rows += 1
     name = replace_file(
         f"reports/{report_id}/{report.kind}-{timezone.now():%Y%m%d-%H%M%S}.csv",

@@ -378,6 +378,16 @@ def poll_json(client, url: str, done, timeout: float = 60) -> dict:
     return body
 
 
+def start_web(start, name: str, **env) -> AppProcess:
+    """gunicorn through app/bin/start-web on a free loopback port (one worker, two threads), once it
+    listens; `proc.base` is its URL."""
+    port = free_port()
+    proc = start("start-web", name=name, PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2, **env)
+    wait_for(lambda: port_open(port), 90, "gunicorn")
+    proc.base = f"http://127.0.0.1:{port}"
+    return proc
+
+
 def http(url: str, headers: dict | None = None, timeout: float = 10):
     request = urllib.request.Request(url, headers=headers or {})
 

@@ -226,3 +226,19 @@ def test_oversized_json_body_is_4xx(api, settings):
     body = '{"task": "noop", "pad": "' + "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + '"}'
     response = api.generic("POST", "/api/tasks/", body, content_type="application/json")
     assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize("exc,status,message", [
+    ("RequestDataTooBig", 413, "Request body too large: the limit is"),
+    ("TooManyFieldsSent", 400, "too many fields"),
+])
+def test_django_request_limits_are_json_errors(settings, exc, status, message):
+    """Django's own request limits (form bodies) are JSON errors of the API, not Django's HTML 400."""
+    from django.core import exceptions as django_exceptions
+
+    from jobs.api.errors import exception_handler
+
+    response = exception_handler(getattr(django_exceptions, exc)("The number of GET/POST parameters exceeded "
+                                                                 "settings.DATA_UPLOAD_MAX_NUMBER_FIELDS: too many "
+                                                                 "fields."), {"request": None})
+    assert response.status_code == status and message in response.data["error"], response.data

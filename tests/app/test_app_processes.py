@@ -12,7 +12,7 @@ import time
 from base64 import b64encode
 
 import pytest
-from app_services import APP, BIN, Redis, app_env, free_port, http, port_open, wait_for, wait_heartbeat
+from app_services import APP, BIN, Redis, app_env, free_port, http, port_open, start_web, wait_for, wait_heartbeat
 
 pytestmark = pytest.mark.integration
 
@@ -148,15 +148,10 @@ def test_beat_no_wait_refuses_while_the_lock_is_held(pg):
 # --- web: gunicorn, probes, static files, JSON logs ----------------------------------------------------
 @pytest.fixture(scope="module")
 def web(start_session_app, django_db_setup, redis_server):
-    port = free_port()
     collect = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=APP,
                              env=app_env(), capture_output=True, text=True, timeout=300)
     assert collect.returncode == 0, collect.stderr
-    proc = start_session_app("start-web", name="web", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2,
-                     LOG_FORMAT="json")
-    wait_for(lambda: port_open(port), 90, "gunicorn")
-    proc.base = f"http://127.0.0.1:{port}"
-    return proc
+    return start_web(start_session_app, "web", LOG_FORMAT="json")
 
 
 def test_web_probes_with_pod_ip_host_over_plain_http(web):

@@ -70,7 +70,7 @@ def test_report_is_written_to_the_bucket_as_a_csv_attachment(default_bucket, s3_
     assert head["ContentType"] == "text/csv"
     assert head["ContentDisposition"].startswith("attachment;")
     first_line = s3_client.get_object(Bucket=default_bucket, Key=name)["Body"].read().splitlines()[0]
-    assert first_line.startswith(b"id,original_name,status")
+    assert first_line == b"day,format,status,images,bytes"  # aggregates only: no ids, no names
 
 
 def test_periodic_cleanup_removes_expired_files_from_the_bucket_and_keeps_fresh_ones(default_bucket, s3_client):

@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from deploykit.outages import RETRY_AFTER_SECONDS, outage_message, outage_of
 
@@ -59,6 +60,13 @@ def exception_handler(exc, context):
         exc = ServiceUnavailable(outage_message(service))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, RequestDataTooBig):  # Django's own limit (a form body): a JSON 413, not its HTML 400
+        exc = PayloadTooLarge(f"Request body too large: the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    elif isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        exc = exceptions.ParseError(str(exc))
+    # Imported here: rest_framework.views loads DEFAULT_PARSER_CLASSES (parsers.py, which imports this module).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -94,6 +102,8 @@ def get_or_404(model, raw_id: str, what: str):
 
 
 ERROR_SCHEMA = inline_serializer("Error", {"error": serializers.CharField(), "details": serializers.DictField(required=False)})
+# Every endpoint that reads a JSON body (parsers.py): malformed 400, too large 413, not UTF-8 JSON 415.
+BAD_JSON_BODY = {400: ERROR_SCHEMA, 413: ERROR_SCHEMA, 415: ERROR_SCHEMA}
 # Every endpoint that creates background work is rate-limited per client (deploykit/throttle.py).
 THROTTLED = {429: OpenApiResponse(ERROR_SCHEMA, description="Too many requests from this client; retry after "
                                                             "Retry-After seconds.")}

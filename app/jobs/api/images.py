@@ -80,10 +80,10 @@ class ImageView(APIView):
             raise PayloadTooLarge(_too_large_message())
         if upload.size == 0:
             raise exceptions.ValidationError({"file": ["The file is empty."]})
-        _identify(upload)
+        fmt = _identify(upload)
         name = (upload.name or "upload").replace("/", "_")[-100:]
         with transaction.atomic():
-            image = UploadedImage(original_name=name)
+            image = UploadedImage(original_name=name, format="" if fmt == "BOMB" else fmt, size=upload.size)
             image.original.save(name, upload, save=False)
             image.save()
             publish_on_commit(image_workflow(image.id).apply_async, lambda: UploadedImage.objects.filter(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,25 +13,27 @@ from deploykit.throttle import CreateRateThrottle
 
 from ..models import Report, Status
 from ..tasks import generate_report
-from .errors import ERROR_SCHEMA, RETRY_AFTER, THROTTLED, NotReady, get_or_404
+from .errors import BAD_JSON_BODY, ERROR_SCHEMA, RETRY_AFTER, THROTTLED, NotReady, get_or_404
 from .files import serve_file
 from .handoff import CREATED_SCHEMA, NOT_QUEUED, publish_on_commit
+from .parsers import StrictJSONParser
 
 
 class ReportCreateSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=settings.REPORT_KINDS, help_text="tasks | images")
+    kind = serializers.ChoiceField(choices=settings.REPORT_KINDS, help_text=(
+        "tasks: CSV day,task,tasks (tasks started per day and task name); images: CSV "
+        "day,format,status,images,bytes (uploads and their bytes per day, format and status). Aggregates of "
+        "the last 31 days only: no ids, no names."))
 
 
 class ReportView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     throttle_classes = [CreateRateThrottle]
 
-    @extend_schema(request=ReportCreateSerializer, responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA, **THROTTLED},
+    @extend_schema(request=ReportCreateSerializer, responses={202: CREATED_SCHEMA, **BAD_JSON_BODY, **THROTTLED},
                    parameters=[RETRY_AFTER],
-                   summary="Request a CSV report (built in the background)")
+                   summary="Request a CSV report of aggregates (built in the background)")
     def post(self, request):
-        if not isinstance(request.data, dict):
-            raise exceptions.ValidationError({"detail": ["Expected a JSON object."]})
         serializer = ReportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():

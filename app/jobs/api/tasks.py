@@ -7,8 +7,7 @@ from numbers import Number
 from celery.result import AsyncResult
 from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,8 +15,9 @@ from deploykit.throttle import CreateRateThrottle
 
 from ..models import TaskRecord
 from ..tasks import DEMO_TASKS
-from .errors import ERROR_SCHEMA, RETRY_AFTER, THROTTLED, get_or_404
+from .errors import BAD_JSON_BODY, ERROR_SCHEMA, RETRY_AFTER, THROTTLED, get_or_404
 from .handoff import CREATED_SCHEMA, publish_on_commit
+from .parsers import StrictJSONParser
 
 
 def _is_int(value) -> bool:
@@ -51,19 +51,17 @@ class TaskCreateSerializer(serializers.Serializer):
 
 
 class TaskView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     throttle_classes = [CreateRateThrottle]
 
     @extend_schema(
         request=TaskCreateSerializer,
-        responses={202: CREATED_SCHEMA, 400: ERROR_SCHEMA, **THROTTLED},
+        responses={202: CREATED_SCHEMA, **BAD_JSON_BODY, **THROTTLED},
         parameters=[RETRY_AFTER],
         examples=[OpenApiExample("add", value={"task": "add", "args": [2, 3]}, request_only=True)],
         summary="Start a demo task",
     )
     def post(self, request):
-        if not isinstance(request.data, dict):
-            raise exceptions.ValidationError({"detail": ["Expected a JSON object."]})
         serializer = TaskCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         task_name, args = serializer.validated_data["task"], serializer.validated_data["args"]
