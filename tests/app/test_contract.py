@@ -123,8 +123,8 @@ def test_enum_choices_agree_with_the_code_that_uses_them(full):
 
 
 # --- what reads the environment declares it -----------------------------------------------------------
-@pytest.mark.parametrize("extra", [{}, {"STORAGE_BACKEND": "s3", "STORAGE_S3_BUCKET": "b",
-                                        "STORAGE_S3_ACCESS_KEY_ID": "k", "STORAGE_S3_SECRET_ACCESS_KEY": "s" * 20}])
+@pytest.mark.parametrize("extra", [{}, {"DEPLOYKIT_STORAGE_BACKEND": "s3", "DEPLOYKIT_STORAGE_S3_BUCKET": "b",
+                                        "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": "k", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": "s" * 20}])
 def test_every_variable_the_settings_read_is_declared(monkeypatch, full, extra):
     """The settings' Env records each name it looks up (grep-free: what really ran)."""
     loaded = load_settings(monkeypatch, **PRODUCTION, **extra)
@@ -150,7 +150,7 @@ def test_start_scripts_read_only_declared_variables_with_the_declared_defaults(f
             declared = ",".join(declared) if isinstance(declared, list) else declared
             if default:  # an empty default means "unset" in the script, not a value
                 assert default == str(declared), f"{script.name}: {name} defaults to {default!r}, contract {declared!r}"
-    assert {"CELERY_WORKER_QUEUES", "FLOWER_PORT", "CELERY_WORKER_HEARTBEAT_MAX_AGE"} <= seen
+    assert {"CELERY_WORKER_QUEUES", "FLOWER_PORT", "DEPLOYKIT_HEARTBEAT_MAX_AGE"} <= seen
 
 
 # --- generated files ----------------------------------------------------------------------------------
