@@ -48,6 +48,23 @@ def test_the_contract_declares_every_variable_once_with_owner_and_doc(full):
     assert {v.owner for v in full.values() if v.source == str(PROJECT)} == {"app"}
 
 
+# deploykit-owned names outside DEPLOYKIT_*, each for a reason (docs/configuration.md, "Whose name is whose"):
+# Django's createsuperuser reads DJANGO_SUPERUSER_<FIELD>; LOG_LEVEL/LOG_FORMAT are the conventional names
+# every process (and a log shipper's operator) expects.
+NOT_DEPLOYKIT_PREFIXED = {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD",
+                          "LOG_LEVEL", "LOG_FORMAT"}
+
+
+def test_names_say_whose_knob_it_is(full):
+    """The blueprint's own knobs are DEPLOYKIT_*, and a DEPLOYKIT_* name is the blueprint's: nothing in
+    Celery's namespace (or none) that Celery does not read."""
+    for v in full.values():
+        if v.owner == "deploykit":
+            assert v.name.startswith("DEPLOYKIT_") or v.name in NOT_DEPLOYKIT_PREFIXED, v.name
+        else:
+            assert not v.name.startswith("DEPLOYKIT_"), v.name
+
+
 @pytest.mark.parametrize("fields,message", [
     ({"default": "five"}, "default 'five' is not of type int"),
     ({"default": 0, "min": 1}, "default must be at least 1, got 0"),
