@@ -179,7 +179,7 @@ CELERY_ENABLE_UTC = True
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_TASK_MAX_REDELIVERIES = env.value("CELERY_TASK_MAX_REDELIVERIES")
+DEPLOYKIT_MAX_REDELIVERIES = env.value("DEPLOYKIT_MAX_REDELIVERIES")
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.value("CELERY_TASK_SOFT_TIME_LIMIT")
 CELERY_TASK_TIME_LIMIT = env.value("CELERY_TASK_TIME_LIMIT")
@@ -190,13 +190,13 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     )
 # The longest countdown/ETA this app ever schedules: the cap of the exponential retry backoff.
 TASK_RETRY_BACKOFF_MAX = 600
-CELERY_VISIBILITY_TIMEOUT = env.value("CELERY_VISIBILITY_TIMEOUT")
+DEPLOYKIT_VISIBILITY_TIMEOUT = env.value("DEPLOYKIT_VISIBILITY_TIMEOUT")
 _vt_problem = check_visibility_timeout(
-    CELERY_VISIBILITY_TIMEOUT, CELERY_TASK_TIME_LIMIT, TASK_RETRY_BACKOFF_MAX
+    DEPLOYKIT_VISIBILITY_TIMEOUT, CELERY_TASK_TIME_LIMIT, TASK_RETRY_BACKOFF_MAX
 )
 if _vt_problem:
-    env.error("CELERY_VISIBILITY_TIMEOUT", _vt_problem)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    env.error("DEPLOYKIT_VISIBILITY_TIMEOUT", _vt_problem)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": DEPLOYKIT_VISIBILITY_TIMEOUT}
 # Redis broker (deploykit/lease.py, deploykit/unacked.py): a worker process' lease lasts this long without
 # renewal; what a process held is requeued once its lease expired (it died, or lost Redis that long), by
 # a round every consumer runs every DEPLOYKIT_RECOVERY_INTERVAL seconds in its event loop. Ignored on RabbitMQ.
@@ -210,7 +210,7 @@ if _broker_is_redis:
         # A round takes milliseconds; a process that dies holding the mutex delays recovery this long.
         "unacked_mutex_expire": max(60, 2 * DEPLOYKIT_RECOVERY_INTERVAL),
     })
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": DEPLOYKIT_VISIBILITY_TIMEOUT}
 # RabbitMQ: publisher confirms. Without them basic.publish returns before the broker has the message, so a
 # publish the broker drops while it shuts down was answered 202 and never ran (seen: 4 of 150 accepted
 # tasks PENDING for good after a broker restart, docs/reliability.md). With them each publish waits for the
@@ -231,10 +231,10 @@ CELERY_RESULT_EXTENDED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_WORKER_HEARTBEAT_FILE = env.value("CELERY_WORKER_HEARTBEAT_FILE")
-CELERY_WORKER_HEARTBEAT_MAX_AGE = env.value("CELERY_WORKER_HEARTBEAT_MAX_AGE")
+DEPLOYKIT_HEARTBEAT_FILE = env.value("DEPLOYKIT_HEARTBEAT_FILE")
+DEPLOYKIT_HEARTBEAT_MAX_AGE = env.value("DEPLOYKIT_HEARTBEAT_MAX_AGE")
 # Touch well within the max age (every 10 s with the default 60 s).
-CELERY_WORKER_HEARTBEAT_INTERVAL = max(1, min(10, CELERY_WORKER_HEARTBEAT_MAX_AGE // 4))
+DEPLOYKIT_HEARTBEAT_INTERVAL = max(1, min(10, DEPLOYKIT_HEARTBEAT_MAX_AGE // 4))
 
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_CREATE_MISSING_QUEUES = False
@@ -256,7 +256,7 @@ CELERY_TASK_ROUTES = {
 # for countdown/ETA (the message waits in the broker's celery_delayed_* queues, not in a worker's memory),
 # which needs topic exchanges: routing keys equal the queue names, so routing is unchanged. RabbitMQ (4.0+)
 # drops a message returned more than 20 times (quorum queues' default delivery limit) unless a policy says
-# otherwise: CELERY_TASK_MAX_REDELIVERIES (counted by the app on every redelivery) must end it first.
+# otherwise: DEPLOYKIT_MAX_REDELIVERIES (counted by the app on every redelivery) must end it first.
 # "classic" keeps the queues as before (direct exchanges, worker-held countdowns), for a deployment whose
 # existing classic queues are not migrated yet: RabbitMQ refuses to redeclare a queue with another type.
 from deploykit import rabbitmq  # noqa: E402
@@ -265,9 +265,9 @@ DEPLOYKIT_RABBITMQ_QUEUE_TYPE = env.value("DEPLOYKIT_RABBITMQ_QUEUE_TYPE")
 if DEPLOYKIT_RABBITMQ_QUEUE_TYPE not in rabbitmq.QUEUE_TYPES:
     env.error("DEPLOYKIT_RABBITMQ_QUEUE_TYPE", f"must be quorum or classic, not {DEPLOYKIT_RABBITMQ_QUEUE_TYPE!r}")
 elif DEPLOYKIT_RABBITMQ_QUEUE_TYPE == "quorum" and rabbitmq.is_amqp_url(CELERY_BROKER_URL):
-    if CELERY_TASK_MAX_REDELIVERIES >= rabbitmq.DEFAULT_DELIVERY_LIMIT:
-        env.error("CELERY_TASK_MAX_REDELIVERIES", (
-            f"({CELERY_TASK_MAX_REDELIVERIES}) must stay below the quorum queues' delivery limit "
+    if DEPLOYKIT_MAX_REDELIVERIES >= rabbitmq.DEFAULT_DELIVERY_LIMIT:
+        env.error("DEPLOYKIT_MAX_REDELIVERIES", (
+            f"({DEPLOYKIT_MAX_REDELIVERIES}) must stay below the quorum queues' delivery limit "
             f"({rabbitmq.DEFAULT_DELIVERY_LIMIT}), or RabbitMQ drops a task before the app marks it failed"))
     CELERY_TASK_QUEUES = rabbitmq.queue_declarations(CELERY_TASK_QUEUES, "quorum")
     CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"  # also the type of queues Celery would create by itself
@@ -275,9 +275,9 @@ elif DEPLOYKIT_RABBITMQ_QUEUE_TYPE == "quorum" and rabbitmq.is_amqp_url(CELERY_B
     CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_TICK_SECONDS = env.value("CELERY_BEAT_TICK_SECONDS")
+DEPLOYKIT_BEAT_TICK_SECONDS = env.value("DEPLOYKIT_BEAT_TICK_SECONDS")
 CELERY_BEAT_SCHEDULE = {
-    "beat-tick": {"task": "jobs.tasks.beat_tick", "schedule": float(CELERY_BEAT_TICK_SECONDS)},
+    "beat-tick": {"task": "jobs.tasks.beat_tick", "schedule": float(DEPLOYKIT_BEAT_TICK_SECONDS)},
     "daily-digest": {"task": "jobs.tasks.send_digest", "schedule": 24 * 3600.0},
     "hourly-cleanup": {"task": "jobs.tasks.cleanup", "schedule": 3600.0},
 }
@@ -388,8 +388,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": 1,
 }
 # Per-client limits of the endpoints that create background work (deploykit/throttle.py): 429 + Retry-After.
-API_THROTTLE_RATE = env.value("API_THROTTLE_RATE", cast=parse_rate)
-API_THROTTLE_UPLOAD_RATE = env.value("API_THROTTLE_UPLOAD_RATE", cast=parse_rate)
+DEPLOYKIT_API_THROTTLE_RATE = env.value("DEPLOYKIT_API_THROTTLE_RATE", cast=parse_rate)
+DEPLOYKIT_API_THROTTLE_UPLOAD_RATE = env.value("DEPLOYKIT_API_THROTTLE_UPLOAD_RATE", cast=parse_rate)
 # The counters must be shared by every gunicorn worker and web container: Redis when the broker or the
 # result store is Redis; otherwise (RabbitMQ with django-db results) a table in the database (migration
 # deploykit 0002) -- no extra service just for counters.
@@ -417,12 +417,12 @@ SPECTACULAR_SETTINGS = {
 
 # --- deploykit: task idempotency guard, beat lock connection ----------------------------------------
 # Guard rows (deploykit/idempotency.py) must outlive every redelivery of their task id: each of the up to
-# CELERY_TASK_MAX_REDELIVERIES redeliveries can come a visibility timeout after the last.
+# DEPLOYKIT_MAX_REDELIVERIES redeliveries can come a visibility timeout after the last.
 DEPLOYKIT_IDEMPOTENCY_RETENTION = env.value("DEPLOYKIT_IDEMPOTENCY_RETENTION")
-_idem_min = CELERY_VISIBILITY_TIMEOUT * (CELERY_TASK_MAX_REDELIVERIES + 1) + CELERY_TASK_TIME_LIMIT
+_idem_min = DEPLOYKIT_VISIBILITY_TIMEOUT * (DEPLOYKIT_MAX_REDELIVERIES + 1) + CELERY_TASK_TIME_LIMIT
 if DEPLOYKIT_IDEMPOTENCY_RETENTION < _idem_min:
     env.error("DEPLOYKIT_IDEMPOTENCY_RETENTION", f"({DEPLOYKIT_IDEMPOTENCY_RETENTION}s) must be at least "
-              f"{_idem_min}s (CELERY_VISIBILITY_TIMEOUT x (CELERY_TASK_MAX_REDELIVERIES + 1) + "
+              f"{_idem_min}s (DEPLOYKIT_VISIBILITY_TIMEOUT x (DEPLOYKIT_MAX_REDELIVERIES + 1) + "
               "CELERY_TASK_TIME_LIMIT): a redelivered task would find its guard row gone and run again")
 CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {"task": "deploykit.purge_idempotency_keys", "schedule": 3600.0}
 # Beat's single-instance lock is a session advisory lock: it needs a direct connection to PostgreSQL, not

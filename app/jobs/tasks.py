@@ -84,7 +84,7 @@ def crash(exit_code: int = 1) -> None:
     """Kills the worker process running it (not exposed in the API): demonstrates the redelivery bound.
 
     With acks_late + reject_on_worker_lost the message is requeued each time; after
-    CELERY_TASK_MAX_REDELIVERIES redeliveries it ends FAILED (RedeliveryLimitExceeded).
+    DEPLOYKIT_MAX_REDELIVERIES redeliveries it ends FAILED (RedeliveryLimitExceeded).
     """
     logger.warning("crash task: killing this worker process")
     os._exit(exit_code)
@@ -349,7 +349,7 @@ def generate_report(self, report_id: str) -> str:
 # --- housekeeping (beat) -----------------------------------------------------------------------------
 @shared_task(bind=True)
 def beat_tick(self) -> str:
-    """Short periodic task (every CELERY_BEAT_TICK_SECONDS): /status shows beat's last run."""
+    """Short periodic task (every DEPLOYKIT_BEAT_TICK_SECONDS): /status shows beat's last run."""
     now = timezone.now()
     with transaction.atomic():
         tick, created = BeatTick.objects.get_or_create(name="beat", defaults={"last_run": now})

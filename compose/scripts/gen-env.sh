@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Make sure the Compose env file exists and holds real secrets.
 #   missing       -> copy .env.example, fill every empty secret with a fresh random value, say so
-#   present       -> refuse an empty or placeholder secret, naming the variable
+#   present       -> refuse a missing, empty or placeholder secret, naming the variable
 # Usage: compose/scripts/gen-env.sh [ENV_FILE]   (default .env; the test stack uses its own file)
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 ENV_FILE=${1:-.env}
-SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD STORAGE_S3_ACCESS_KEY_ID STORAGE_S3_SECRET_ACCESS_KEY"
+SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD"
+SECRETS+=" DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"
 # Same spirit as the app's list (deploykit/src/deploykit/env.py): values nobody should deploy with.
 PLACEHOLDERS="change-me changeme change_me secret password admin insecure example default test xxx todo flower guest postgres redis rabbitmq"
 
@@ -29,7 +30,11 @@ status=0
 for name in $SECRETS; do
   value=$(sed -n "s/^$name=//p" "$ENV_FILE" | tail -n1)
   lowered=$(printf '%s' "$value" | tr '[:upper:]' '[:lower:]')
-  if [ -z "$value" ]; then
+  if ! grep -q "^$name=" "$ENV_FILE"; then
+    # e.g. an env file written before the blueprint's own variables were renamed DEPLOYKIT_* (CHANGELOG.md)
+    echo "ERROR: $name is missing from $ENV_FILE (add it with a real secret, or delete $ENV_FILE to have one generated;" \
+      "an env file from before the DEPLOYKIT_* rename holds the old names, see CHANGELOG.md)" >&2; status=1
+  elif [ -z "$value" ]; then
     echo "ERROR: $name is empty in $ENV_FILE (set a real secret, or delete $ENV_FILE to have one generated)" >&2; status=1
   elif [[ " $PLACEHOLDERS " == *" $lowered "* ]] || [ "${#value}" -lt 12 ]; then
     echo "ERROR: $name in $ENV_FILE is a default/placeholder or shorter than 12 characters" >&2; status=1

@@ -41,7 +41,7 @@ def test_status_sees_both_worker_hosts_and_beat(web):
 
 def test_beat_periodic_task_runs(web):
     first = web.get(f"{web.base}/status", timeout=10).json()["beat"]["last_run"]
-    # beat_tick runs every CELERY_BEAT_TICK_SECONDS (15 s by default): a newer run must appear.
+    # beat_tick runs every DEPLOYKIT_BEAT_TICK_SECONDS (15 s by default): a newer run must appear.
     wait_until(lambda: web.get(f"{web.base}/status", timeout=10).json()["beat"]["last_run"] != first,
              60, what="a new beat_tick run")
 

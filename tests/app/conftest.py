@@ -33,9 +33,9 @@ TEST_ENV = {
     "MEDIA_ROOT": str(WORKDIR / "media"),
     "EMAIL_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
     "DEFAULT_FROM_EMAIL": "app@example.com",
-    "CELERY_WORKER_HEARTBEAT_FILE": str(WORKDIR / "worker-heartbeat"),
-    "CELERY_TASK_MAX_REDELIVERIES": "1",
-    "CELERY_BEAT_TICK_SECONDS": "1",
+    "DEPLOYKIT_HEARTBEAT_FILE": str(WORKDIR / "worker-heartbeat"),
+    "DEPLOYKIT_MAX_REDELIVERIES": "1",
+    "DEPLOYKIT_BEAT_TICK_SECONDS": "1",
     "UPLOAD_MAX_BYTES": "200000",
     "IMAGE_MAX_PIXELS": "4000000",
     "LOG_LEVEL": "INFO",
@@ -164,7 +164,7 @@ def worker(django_db_setup, django_db_blocker, redis_server, smtp_server, start_
     proc = start_session_app(
         "start-worker", name="worker",
         CELERY_WORKER_QUEUES="default,io,images", CELERY_WORKER_CONCURRENCY="2",
-        CELERY_WORKER_HEARTBEAT_FILE=heartbeat,
+        DEPLOYKIT_HEARTBEAT_FILE=heartbeat,
     )
     wait_heartbeat(heartbeat, proc)
     proc.heartbeat = heartbeat

@@ -118,7 +118,7 @@ def pg_worker(postgres_server, redis_server, start_session_app, tmp_path_factory
     heartbeat = tmp_path_factory.mktemp("idem-hb") / "hb"
     worker = start_session_app("start-worker", "--include", "idem_tasks", name="idem-worker",
                                CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="2",
-                               CELERY_WORKER_HEARTBEAT_FILE=heartbeat, **env)
+                               DEPLOYKIT_HEARTBEAT_FILE=heartbeat, **env)
     wait_heartbeat(heartbeat, worker, timeout=120)
 
     from celery import Celery

@@ -119,12 +119,12 @@ def test_database_down_api_and_readyz_are_503_without_internals(web_on_postgres)
 def test_start_migrate_checks_object_storage_before_migrating(tmp_path):
     """A wrong S3 endpoint fails the deploy naming the variable, before any migration runs."""
     database = tmp_path / "never-created.sqlite3"
-    env = app_env(DATABASE_URL=f"sqlite:///{database}", STORAGE_BACKEND="s3", STORAGE_S3_BUCKET="media",
-                  STORAGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", STORAGE_S3_ACCESS_KEY_ID="app-key-id",
-                  STORAGE_S3_SECRET_ACCESS_KEY="a-long-s3-secret-value")
+    env = app_env(DATABASE_URL=f"sqlite:///{database}", DEPLOYKIT_STORAGE_BACKEND="s3", DEPLOYKIT_STORAGE_S3_BUCKET="media",
+                  DEPLOYKIT_STORAGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID="app-key-id",
+                  DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY="a-long-s3-secret-value")
     result = subprocess.run([str(BIN / "start-migrate")], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "STORAGE_S3_ENDPOINT_URL" in result.stderr, result.stderr[-2000:]
+    assert "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL" in result.stderr, result.stderr[-2000:]
     assert "a-long-s3-secret-value" not in result.stdout + result.stderr
     assert not database.exists()  # migrate never ran
 

@@ -71,7 +71,7 @@ def test_a_prefork_worker_keeps_its_database_connection_only_across_successful_t
     env = {**pg.env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": "django-db"}
     heartbeat = tmp_path / "hb"
     worker = start_app("start-worker", name="pg-conn-worker", CELERY_WORKER_QUEUES="default",
-                       CELERY_WORKER_CONCURRENCY="1", CELERY_WORKER_HEARTBEAT_FILE=heartbeat, **env)
+                       CELERY_WORKER_CONCURRENCY="1", DEPLOYKIT_HEARTBEAT_FILE=heartbeat, **env)
     wait_heartbeat(heartbeat, worker, timeout=120)
     monkeypatch.setenv("CELERY_BROKER_URL", broker)  # Celery prefers it to the broker= argument
     # Not the current app (shared tasks of later tests must keep resolving to the app's own), no Django fixup.
@@ -104,9 +104,9 @@ def test_a_prefork_worker_keeps_its_database_connection_only_across_successful_t
 def test_only_one_beat_runs_the_second_waits_as_standby(pg, start_app, tmp_path):
     """Two beats against one PostgreSQL: the second stands by (logging who holds the lock) and takes
     over when the first stops; a worker runs the ticks."""
-    env = {**pg.env, "CELERY_BEAT_TICK_SECONDS": "1", "LOG_FORMAT": "json"}
+    env = {**pg.env, "DEPLOYKIT_BEAT_TICK_SECONDS": "1", "LOG_FORMAT": "json"}
     worker = start_app("start-worker", name="pg-worker", CELERY_WORKER_QUEUES="default",
-                       CELERY_WORKER_CONCURRENCY="1", CELERY_WORKER_HEARTBEAT_FILE=tmp_path / "hb", **env)
+                       CELERY_WORKER_CONCURRENCY="1", DEPLOYKIT_HEARTBEAT_FILE=tmp_path / "hb", **env)
     first = start_app("start-beat", name="beat-1", **env)
     first.wait_for_output("beat lock acquired (pg_advisory_lock(", timeout=120)
     second = start_app("start-beat", name="beat-2", **env)
@@ -282,8 +282,8 @@ def test_flower_requires_basic_auth(start_app, redis_server):
 # --- worker heartbeat: touched only while consuming ------------------------------------------------------
 def healthcheck(path, max_age: int) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "worker-healthcheck")], capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"], "CELERY_WORKER_HEARTBEAT_FILE": str(path),
-                               "CELERY_WORKER_HEARTBEAT_MAX_AGE": str(max_age)})
+                          env={"PATH": os.environ["PATH"], "DEPLOYKIT_HEARTBEAT_FILE": str(path),
+                               "DEPLOYKIT_HEARTBEAT_MAX_AGE": str(max_age)})
 
 
 def test_worker_healthcheck_missing_and_stale(tmp_path):
@@ -305,7 +305,7 @@ def test_heartbeat_stops_when_the_broker_is_lost_and_resumes(start_app, django_d
     heartbeat = tmp_path / "hb"
     worker = start_app("start-worker", name="hb-worker", CELERY_BROKER_URL=broker.url,
                        CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="1",
-                       CELERY_WORKER_HEARTBEAT_FILE=heartbeat, CELERY_WORKER_HEARTBEAT_MAX_AGE="4")
+                       DEPLOYKIT_HEARTBEAT_FILE=heartbeat, DEPLOYKIT_HEARTBEAT_MAX_AGE="4")
     wait_for(heartbeat.exists, 90, "first heartbeat")
     first = heartbeat.stat().st_mtime
     wait_for(lambda: heartbeat.stat().st_mtime > first, 10, "heartbeat to be refreshed")

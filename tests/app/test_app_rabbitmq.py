@@ -21,7 +21,7 @@ def amqp_worker(rabbitmq_server, django_db_setup, django_db_blocker, tmp_path_fa
 
     heartbeat = tmp_path_factory.mktemp("amqp") / "hb"
     env = app_env(CELERY_BROKER_URL=rabbitmq_server.url, CELERY_WORKER_QUEUES="default,io,images",
-                  CELERY_WORKER_CONCURRENCY="2", CELERY_WORKER_HEARTBEAT_FILE=heartbeat)
+                  CELERY_WORKER_CONCURRENCY="2", DEPLOYKIT_HEARTBEAT_FILE=heartbeat)
     env.pop("CELERY_RESULT_BACKEND", None)  # amqp:// -> the django-db default
     proc = AppProcess("start-worker", env, logdir, name="amqp-worker").start()
     saved = {"broker_url": os.environ["CELERY_BROKER_URL"], "result_backend": settings.CELERY_RESULT_BACKEND,
@@ -140,7 +140,7 @@ def test_upgrade_from_classic_queues_refused_naming_the_way_out(rabbitmq_server,
             Queue(name, Exchange(name, "direct"), name, channel=channel).declare()
     heartbeat = tmp_path / "hb"
     env = dict(CELERY_BROKER_URL=url, CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="1",
-               CELERY_WORKER_HEARTBEAT_FILE=heartbeat)
+               DEPLOYKIT_HEARTBEAT_FILE=heartbeat)
     refused = AppProcess("start-worker", {k: v for k, v in app_env(**env).items() if k != "CELERY_RESULT_BACKEND"},
                          logdir, name="amqp-worker-refused").start()
     try:

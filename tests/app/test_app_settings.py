@@ -58,25 +58,25 @@ def test_check_deploy_passes_clean_in_production_mode():
         ({"DATABASE_URL": ""}, "DATABASE_URL", "is required"),
         ({"DATABASE_URL": "nonsense://x"}, "DATABASE_URL", "not a valid database URL"),
         ({"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL", "is required"),
-        ({"CELERY_VISIBILITY_TIMEOUT": "300"}, "CELERY_VISIBILITY_TIMEOUT", "larger than the hard time limit"),
-        ({"CELERY_VISIBILITY_TIMEOUT": "400", "CELERY_TASK_TIME_LIMIT": "390", "CELERY_TASK_SOFT_TIME_LIMIT": "300"},
-         "CELERY_VISIBILITY_TIMEOUT", "longest countdown"),
+        ({"DEPLOYKIT_VISIBILITY_TIMEOUT": "300"}, "DEPLOYKIT_VISIBILITY_TIMEOUT", "larger than the hard time limit"),
+        ({"DEPLOYKIT_VISIBILITY_TIMEOUT": "400", "CELERY_TASK_TIME_LIMIT": "390", "CELERY_TASK_SOFT_TIME_LIMIT": "300"},
+         "DEPLOYKIT_VISIBILITY_TIMEOUT", "longest countdown"),
         ({"CELERY_TASK_TIME_LIMIT": "100"}, "CELERY_TASK_TIME_LIMIT", "must exceed CELERY_TASK_SOFT_TIME_LIMIT"),
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG", "must be true or false"),
         ({"CELERY_WORKER_PREFETCH_MULTIPLIER": "many"}, "CELERY_WORKER_PREFETCH_MULTIPLIER", "must be an integer"),
-        ({"CELERY_TASK_MAX_REDELIVERIES": "-1"}, "CELERY_TASK_MAX_REDELIVERIES", "at least 0"),
+        ({"DEPLOYKIT_MAX_REDELIVERIES": "-1"}, "DEPLOYKIT_MAX_REDELIVERIES", "at least 0"),
         ({"DEPLOYKIT_RABBITMQ_QUEUE_TYPE": "stream"}, "DEPLOYKIT_RABBITMQ_QUEUE_TYPE", "must be quorum or classic"),
-        ({"CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "CELERY_TASK_MAX_REDELIVERIES": "20"},
-         "CELERY_TASK_MAX_REDELIVERIES", "below the quorum queues' delivery limit (20)"),
+        ({"CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "DEPLOYKIT_MAX_REDELIVERIES": "20"},
+         "DEPLOYKIT_MAX_REDELIVERIES", "below the quorum queues' delivery limit (20)"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT", "'text' or 'json'"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "must be one of DEBUG"),
-        ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND", "'filesystem' or 's3'"),
-        ({"STORAGE_BACKEND": "s3"}, "STORAGE_S3_BUCKET", "is required"),
+        ({"DEPLOYKIT_STORAGE_BACKEND": "ftp"}, "DEPLOYKIT_STORAGE_BACKEND", "'filesystem' or 's3'"),
+        ({"DEPLOYKIT_STORAGE_BACKEND": "s3"}, "DEPLOYKIT_STORAGE_S3_BUCKET", "is required"),
         ({"DJANGO_SUPERUSER_PASSWORD": "admin"}, "DJANGO_SUPERUSER_PASSWORD", "placeholder"),
         ({"EMAIL_URL": "smtp://[bad"}, "EMAIL_URL", "not a valid e-mail URL"),
-        ({"API_THROTTLE_RATE": "fast"}, "API_THROTTLE_RATE", "use <requests>/<second|minute|hour|day>"),
-        ({"API_THROTTLE_RATE": "0/minute"}, "API_THROTTLE_RATE", "at least 1 request"),
-        ({"API_THROTTLE_UPLOAD_RATE": "10/fortnight"}, "API_THROTTLE_UPLOAD_RATE", "e.g. 120/minute"),
+        ({"DEPLOYKIT_API_THROTTLE_RATE": "fast"}, "DEPLOYKIT_API_THROTTLE_RATE", "use <requests>/<second|minute|hour|day>"),
+        ({"DEPLOYKIT_API_THROTTLE_RATE": "0/minute"}, "DEPLOYKIT_API_THROTTLE_RATE", "at least 1 request"),
+        ({"DEPLOYKIT_API_THROTTLE_UPLOAD_RATE": "10/fortnight"}, "DEPLOYKIT_API_THROTTLE_UPLOAD_RATE", "e.g. 120/minute"),
     ],
 )
 def test_production_start_up_refused_naming_the_variable(monkeypatch, overrides, variable, message):
@@ -114,11 +114,11 @@ def test_all_missing_variables_are_named_at_once():
 
 def test_unsafe_visibility_timeout_refuses_worker_start_up(tmp_path):
     """The worker (not just manage.py) refuses to start with a visibility timeout below the hard limit."""
-    env = clean_env(**PRODUCTION, CELERY_VISIBILITY_TIMEOUT="60")
+    env = clean_env(**PRODUCTION, DEPLOYKIT_VISIBILITY_TIMEOUT="60")
     result = subprocess.run([str(APP / "bin" / "start-worker")], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "CELERY_VISIBILITY_TIMEOUT (60s) must be larger than the hard time limit" in result.stderr
+    assert "DEPLOYKIT_VISIBILITY_TIMEOUT (60s) must be larger than the hard time limit" in result.stderr
 
 
 def test_debug_mode_needs_nothing(monkeypatch):
@@ -272,7 +272,7 @@ def test_rabbitmq_queues_are_quorum_queues_on_topic_exchanges(monkeypatch):
     assert loaded["CELERY_TASK_DEFAULT_QUEUE_TYPE"] == "quorum"
     assert loaded["CELERY_WORKER_DETECT_QUORUM_QUEUES"] is True
     assert loaded["CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE"] == "quorum"
-    assert loaded["CELERY_TASK_MAX_REDELIVERIES"] < 20  # RabbitMQ's default delivery limit: the app's bound first
+    assert loaded["DEPLOYKIT_MAX_REDELIVERIES"] < 20  # RabbitMQ's default delivery limit: the app's bound first
     classic = load_settings(monkeypatch, **amqp, DEPLOYKIT_RABBITMQ_QUEUE_TYPE="classic")
     redis = load_settings(monkeypatch, **PRODUCTION)
     for loaded in (classic, redis):
@@ -309,18 +309,18 @@ def test_postgres_connections_are_reused_with_health_checks(monkeypatch):
 def test_email_and_worker_settings_from_env(monkeypatch):
     loaded = load_settings(monkeypatch, **PRODUCTION, EMAIL_URL="smtp+tls://u:pw@mail.example.com:587",
                            CELERY_WORKER_CONCURRENCY="3", CELERY_WORKER_PREFETCH_MULTIPLIER="4",
-                           CELERY_WORKER_HEARTBEAT_MAX_AGE="20", LOG_FORMAT="json")
+                           DEPLOYKIT_HEARTBEAT_MAX_AGE="20", LOG_FORMAT="json")
     assert loaded["EMAIL_HOST"] == "mail.example.com" and loaded["EMAIL_PORT"] == 587
     assert loaded["EMAIL_USE_TLS"] is True
     assert loaded["CELERY_WORKER_CONCURRENCY"] == 3 and loaded["CELERY_WORKER_PREFETCH_MULTIPLIER"] == 4
-    assert loaded["CELERY_WORKER_HEARTBEAT_INTERVAL"] == 5
+    assert loaded["DEPLOYKIT_HEARTBEAT_INTERVAL"] == 5
     assert loaded["LOGGING"]["handlers"]["stdout"]["formatter"] == "json"
 
 
 def test_s3_storage_settings(monkeypatch):
-    loaded = load_settings(monkeypatch, **PRODUCTION, STORAGE_BACKEND="s3", STORAGE_S3_BUCKET="media",
-                           STORAGE_S3_ACCESS_KEY_ID="app", STORAGE_S3_SECRET_ACCESS_KEY="a-long-s3-secret",
-                           STORAGE_S3_ENDPOINT_URL="http://s3:9000")
+    loaded = load_settings(monkeypatch, **PRODUCTION, DEPLOYKIT_STORAGE_BACKEND="s3", DEPLOYKIT_STORAGE_S3_BUCKET="media",
+                           DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID="app", DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY="a-long-s3-secret",
+                           DEPLOYKIT_STORAGE_S3_ENDPOINT_URL="http://s3:9000")
     default = loaded["STORAGES"]["default"]
     assert default["BACKEND"] == "deploykit.storage.S3Storage"
     assert default["OPTIONS"]["bucket_name"] == "media"
@@ -334,11 +334,11 @@ def test_parse_rate(raw, parsed):
 
 def test_api_throttle_defaults_and_where_the_counters_live(monkeypatch):
     loaded = load_settings(monkeypatch, **PRODUCTION)
-    assert (loaded["API_THROTTLE_RATE"], loaded["API_THROTTLE_UPLOAD_RATE"]) == ((120, 60), (30, 60))
+    assert (loaded["DEPLOYKIT_API_THROTTLE_RATE"], loaded["DEPLOYKIT_API_THROTTLE_UPLOAD_RATE"]) == ((120, 60), (30, 60))
     assert loaded["CACHES"]["throttle"]["LOCATION"] == PRODUCTION["CELERY_BROKER_URL"]  # Redis broker
-    amqp = {**PRODUCTION, "CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "API_THROTTLE_RATE": "off"}
+    amqp = {**PRODUCTION, "CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "DEPLOYKIT_API_THROTTLE_RATE": "off"}
     loaded = load_settings(monkeypatch, **amqp)
-    assert loaded["API_THROTTLE_RATE"] is None
+    assert loaded["DEPLOYKIT_API_THROTTLE_RATE"] is None
     assert loaded["CACHES"]["throttle"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
     loaded = load_settings(monkeypatch, **amqp, CELERY_RESULT_BACKEND="redis://:s3cret-pass@cache:6379/1")
     assert loaded["CACHES"]["throttle"]["LOCATION"] == "redis://:s3cret-pass@cache:6379/1"

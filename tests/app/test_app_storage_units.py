@@ -8,9 +8,9 @@ import pytest
 from deploykit import storage
 from deploykit.env import Env
 
-S3_ENV = {"STORAGE_BACKEND": "s3", "STORAGE_S3_BUCKET": "media", "STORAGE_S3_ACCESS_KEY_ID": "app-key",
-          "STORAGE_S3_SECRET_ACCESS_KEY": "a-long-s3-secret", "STORAGE_S3_ENDPOINT_URL": "http://s3:9000",
-          "STORAGE_S3_PUBLIC_ENDPOINT_URL": "https://files.example.com"}
+S3_ENV = {"DEPLOYKIT_STORAGE_BACKEND": "s3", "DEPLOYKIT_STORAGE_S3_BUCKET": "media", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": "app-key",
+          "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": "a-long-s3-secret", "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL": "http://s3:9000",
+          "DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL": "https://files.example.com"}
 
 
 def test_filesystem_default():
@@ -22,10 +22,10 @@ def test_filesystem_default():
 
 
 def test_s3_in_debug_mode_names_missing_variables():
-    env = Env({"DJANGO_DEBUG": "true", "STORAGE_BACKEND": "s3"})
+    env = Env({"DJANGO_DEBUG": "true", "DEPLOYKIT_STORAGE_BACKEND": "s3"})
     storage.build_storages(env, media_root="/m", debug=True)
     assert [e.split()[0] for e in env.errors] == [
-        "STORAGE_S3_BUCKET", "STORAGE_S3_ACCESS_KEY_ID", "STORAGE_S3_SECRET_ACCESS_KEY"]
+        "DEPLOYKIT_STORAGE_S3_BUCKET", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"]
 
 
 @pytest.mark.parametrize("name,content_type,disposition", [

@@ -28,8 +28,8 @@ HOUR = 3600
 @pytest.fixture
 def limited(settings, redis_server):
     """Two task creations and one upload per hour per client, counted in the real Redis of the suite."""
-    settings.API_THROTTLE_RATE = (2, HOUR)
-    settings.API_THROTTLE_UPLOAD_RATE = (1, HOUR)
+    settings.DEPLOYKIT_API_THROTTLE_RATE = (2, HOUR)
+    settings.DEPLOYKIT_API_THROTTLE_UPLOAD_RATE = (1, HOUR)
     return settings
 
 
@@ -93,7 +93,7 @@ def test_clients_are_told_apart_by_the_address_the_proxy_saw(api, limited):
 
 
 def test_off_means_no_limit(api, settings, redis_server):
-    settings.API_THROTTLE_RATE = None
+    settings.DEPLOYKIT_API_THROTTLE_RATE = None
     client = fresh_client()
     assert {post_task(api, client).status_code for _ in range(5)} == {202}
 
@@ -135,7 +135,7 @@ def two_web_processes(request, start_app, tmp_path):
     migrations applied by bin/start-migrate create)."""
     broker = request.getfixturevalue(f"{request.param}_server")
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}", "MEDIA_ROOT": str(tmp_path / "media"),
-           "CELERY_BROKER_URL": broker.url, "API_THROTTLE_RATE": "3/hour"}
+           "CELERY_BROKER_URL": broker.url, "DEPLOYKIT_API_THROTTLE_RATE": "3/hour"}
     process_env = app_env(**env)
     process_env.pop("CELERY_RESULT_BACKEND", None)  # amqp:// -> the django-db default
     migrate = subprocess.run([str(BIN / "start-migrate")], env=process_env, capture_output=True, text=True,

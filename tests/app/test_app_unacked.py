@@ -61,7 +61,7 @@ def start_worker(own_redis, logdir, tmp_path):
         proc = AppProcess("start-worker", app_env(**{
             "CELERY_BROKER_URL": own_redis.url, "CELERY_RESULT_BACKEND": own_redis.url, "CELERY_WORKER_NAME": name,
             "CELERY_WORKER_QUEUES": "default", "CELERY_WORKER_CONCURRENCY": "1",
-            "CELERY_WORKER_HEARTBEAT_FILE": heartbeat, **env}), logdir, name=name).start()
+            "DEPLOYKIT_HEARTBEAT_FILE": heartbeat, **env}), logdir, name=name).start()
         started.append(proc)
         wait_for(lambda: heartbeat.exists() or proc.proc.poll() is not None, 120, f"{name} heartbeat")
         assert proc.proc.poll() is None, proc.output()[-3000:]

@@ -138,11 +138,11 @@ def test_crash_task_exits(monkeypatch):
 
 # --- deploykit.celery --------------------------------------------------------------------------------
 def test_redelivery_counter_and_limit(settings):
-    settings.CELERY_TASK_MAX_REDELIVERIES = 2
+    settings.DEPLOYKIT_MAX_REDELIVERIES = 2
     key = str(uuid.uuid4())
     assert [dk_celery.record_redelivery(key, 0, "t") for _ in range(3)] == [1, 2, 3]
     assert dk_celery.record_redelivery(key, 1, "t") == 1  # a retry is a new message
-    with pytest.raises(dk_celery.RedeliveryLimitExceeded, match="CELERY_TASK_MAX_REDELIVERIES=2"):
+    with pytest.raises(dk_celery.RedeliveryLimitExceeded, match="DEPLOYKIT_MAX_REDELIVERIES=2"):
         redelivered(tasks.add, key)  # the 4th redelivery of this message
     assert redelivered(tasks.add, str(uuid.uuid4())) == 3  # first redelivery of another message: runs
     assert tasks.add.apply(args=[1, 2], task_id=key).get() == 3  # not redelivered: never counted
@@ -158,7 +158,7 @@ def redelivered(task, task_id):
 
 
 def test_heartbeat_step_touches_only_while_connected(tmp_path, settings):
-    settings.CELERY_WORKER_HEARTBEAT_FILE = str(tmp_path / "hb")
+    settings.DEPLOYKIT_HEARTBEAT_FILE = str(tmp_path / "hb")
 
     class Timer:
         def call_repeatedly(self, interval, fun):

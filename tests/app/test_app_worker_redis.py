@@ -164,13 +164,13 @@ def test_soft_time_limit_ends_failed(worker):
 
 def test_worker_killing_task_is_redelivered_a_bounded_number_of_times(worker):
     """crash() kills its pool process; acks_late + reject_on_worker_lost requeue it; after
-    CELERY_TASK_MAX_REDELIVERIES (1 in the tests) redeliveries it ends FAILED instead of looping."""
+    DEPLOYKIT_MAX_REDELIVERIES (1 in the tests) redeliveries it ends FAILED instead of looping."""
     from deploykit.models import TaskDelivery
 
     result = tasks.crash.delay()
     assert wait_state(result, timeout=90).state == "FAILURE"
     assert "RedeliveryLimitExceeded" in repr(result.result)
-    assert "CELERY_TASK_MAX_REDELIVERIES=1" in str(result.result)
+    assert "DEPLOYKIT_MAX_REDELIVERIES=1" in str(result.result)
     assert TaskDelivery.objects.get(key=f"{result.id}:0").count == 2
     # the worker survived (a new pool process) and keeps consuming
     assert tasks.add.delay(1, 1).get(timeout=30) == 2
@@ -184,7 +184,7 @@ def test_beat_tick_task_records_last_run(worker):
 
 
 def test_worker_healthcheck_sees_fresh_heartbeat(worker):
-    env = {"CELERY_WORKER_HEARTBEAT_FILE": str(worker.heartbeat), "PATH": "/usr/bin:/bin"}
+    env = {"DEPLOYKIT_HEARTBEAT_FILE": str(worker.heartbeat), "PATH": "/usr/bin:/bin"}
     ok = subprocess.run([BIN / "worker-healthcheck"], env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
     assert ok.stdout.startswith("ok: heartbeat")

@@ -48,6 +48,23 @@ def test_the_contract_declares_every_variable_once_with_owner_and_doc(full):
     assert {v.owner for v in full.values() if v.source == str(PROJECT)} == {"app"}
 
 
+# deploykit-owned names outside DEPLOYKIT_*, each for a reason (docs/configuration.md, "Whose name is whose"):
+# Django's createsuperuser reads DJANGO_SUPERUSER_<FIELD>; LOG_LEVEL/LOG_FORMAT are the conventional names
+# every process (and a log shipper's operator) expects.
+NOT_DEPLOYKIT_PREFIXED = {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD",
+                          "LOG_LEVEL", "LOG_FORMAT"}
+
+
+def test_names_say_whose_knob_it_is(full):
+    """The blueprint's own knobs are DEPLOYKIT_*, and a DEPLOYKIT_* name is the blueprint's: nothing in
+    Celery's namespace (or none) that Celery does not read."""
+    for v in full.values():
+        if v.owner == "deploykit":
+            assert v.name.startswith("DEPLOYKIT_") or v.name in NOT_DEPLOYKIT_PREFIXED, v.name
+        else:
+            assert not v.name.startswith("DEPLOYKIT_"), v.name
+
+
 @pytest.mark.parametrize("fields,message", [
     ({"default": "five"}, "default 'five' is not of type int"),
     ({"default": 0, "min": 1}, "default must be at least 1, got 0"),
@@ -123,8 +140,8 @@ def test_enum_choices_agree_with_the_code_that_uses_them(full):
 
 
 # --- what reads the environment declares it -----------------------------------------------------------
-@pytest.mark.parametrize("extra", [{}, {"STORAGE_BACKEND": "s3", "STORAGE_S3_BUCKET": "b",
-                                        "STORAGE_S3_ACCESS_KEY_ID": "k", "STORAGE_S3_SECRET_ACCESS_KEY": "s" * 20}])
+@pytest.mark.parametrize("extra", [{}, {"DEPLOYKIT_STORAGE_BACKEND": "s3", "DEPLOYKIT_STORAGE_S3_BUCKET": "b",
+                                        "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": "k", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": "s" * 20}])
 def test_every_variable_the_settings_read_is_declared(monkeypatch, full, extra):
     """The settings' Env records each name it looks up (grep-free: what really ran)."""
     loaded = load_settings(monkeypatch, **PRODUCTION, **extra)
@@ -150,7 +167,7 @@ def test_start_scripts_read_only_declared_variables_with_the_declared_defaults(f
             declared = ",".join(declared) if isinstance(declared, list) else declared
             if default:  # an empty default means "unset" in the script, not a value
                 assert default == str(declared), f"{script.name}: {name} defaults to {default!r}, contract {declared!r}"
-    assert {"CELERY_WORKER_QUEUES", "FLOWER_PORT", "CELERY_WORKER_HEARTBEAT_MAX_AGE"} <= seen
+    assert {"CELERY_WORKER_QUEUES", "FLOWER_PORT", "DEPLOYKIT_HEARTBEAT_MAX_AGE"} <= seen
 
 
 # --- generated files ----------------------------------------------------------------------------------

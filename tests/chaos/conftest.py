@@ -46,7 +46,7 @@ class Stack:
                     "PROXY_HTTPS_PORT": str(HTTPS_PORT), "PROXY_HTTP_PORT": str(HTTP_PORT),
                     # Every request of these tests comes from this one host: the API's per-client limits
                     # (docs/configuration.md) would refuse the bursts they are about.
-                    "API_THROTTLE_RATE": "off", "API_THROTTLE_UPLOAD_RATE": "off"}
+                    "DEPLOYKIT_API_THROTTLE_RATE": "off", "DEPLOYKIT_API_THROTTLE_UPLOAD_RATE": "off"}
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         result = run(*compose_cmd(self.env_file, BROKER, project=PROJECT), *args, env=self.env, timeout=timeout)

@@ -8,7 +8,7 @@ import time
 from seclib import wait_for
 
 WINDOW = float(os.environ.get("CHAOS_BEAT_WINDOW", "60"))
-TICK = 15  # CELERY_BEAT_TICK_SECONDS in the Compose stack (default)
+TICK = 15  # DEPLOYKIT_BEAT_TICK_SECONDS in the Compose stack (default)
 
 
 def ticks(stack) -> int:

@@ -1,5 +1,5 @@
 """The bundled S3-compatible object store (storage.objectStore): versitygw StatefulSet + Service + PVC,
-the app's STORAGE_S3_* wiring, the key pair only where files are touched, the bucket step in the
+the app's DEPLOYKIT_STORAGE_S3_* wiring, the key pair only where files are touched, the bucket step in the
 migration Job, its NetworkPolicy and optional Ingress, and the values that cannot work together."""
 import base64
 import http.server
@@ -18,7 +18,7 @@ INGRESS = deep_merge(STORE, {"storage": {"objectStore": {"ingress": {
     "tls": [{"secretName": "files-tls", "hosts": ["files.example.com"]}]}}}})
 NAME = "release-django-celery-s3"
 SECRET = "release-django-celery"
-S3_KEYS = {"STORAGE_S3_ACCESS_KEY_ID", "STORAGE_S3_SECRET_ACCESS_KEY"}
+S3_KEYS = {"DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"}
 
 
 def s3_container(objects):
@@ -80,8 +80,8 @@ def test_offline_image_and_sizes_from_values():
 def test_server_environment_port_and_probes():
     c = s3_container(render_chart(values=STORE))
     env = env_of(c)
-    assert env["ROOT_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": "STORAGE_S3_ACCESS_KEY_ID"}
-    assert env["ROOT_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": "STORAGE_S3_SECRET_ACCESS_KEY"}
+    assert env["ROOT_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID"}
+    assert env["ROOT_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"}
     assert env["VGW_PORT"]["value"] == ":9000" and env["VGW_HEALTH"]["value"] == "/health"
     assert env["VGW_REGION"]["value"] == "us-east-1"
     assert c["ports"] == [{"name": "s3", "containerPort": 9000, "protocol": "TCP"}]
@@ -103,11 +103,11 @@ def test_runs_as_uid_10001_hardened():
 def test_app_points_at_the_in_cluster_service():
     objects = render_chart(values=STORE)
     data = by_kind_name(objects, "ConfigMap", "release-django-celery-config")["data"]
-    assert data["STORAGE_BACKEND"] == "s3"
-    assert data["STORAGE_S3_ENDPOINT_URL"] == f"http://{NAME}:9000"
+    assert data["DEPLOYKIT_STORAGE_BACKEND"] == "s3"
+    assert data["DEPLOYKIT_STORAGE_S3_ENDPOINT_URL"] == f"http://{NAME}:9000"
     # Without an Ingress or an explicit public endpoint, browsers get the in-cluster name (documented).
-    assert data["STORAGE_S3_PUBLIC_ENDPOINT_URL"] == f"http://{NAME}:9000"
-    assert data["STORAGE_S3_BUCKET"] == "media" and data["STORAGE_S3_REGION"] == "us-east-1"
+    assert data["DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL"] == f"http://{NAME}:9000"
+    assert data["DEPLOYKIT_STORAGE_S3_BUCKET"] == "media" and data["DEPLOYKIT_STORAGE_S3_REGION"] == "us-east-1"
 
 
 @pytest.mark.parametrize("values, public", [
@@ -117,26 +117,26 @@ def test_app_points_at_the_in_cluster_service():
 ], ids=["ingress-tls", "ingress-plain", "explicit"])
 def test_public_endpoint(values, public):
     data = render_chart(values=values, show_only=["templates/config/configmap.yaml"])[0]["data"]
-    assert data["STORAGE_S3_PUBLIC_ENDPOINT_URL"] == public
-    assert data["STORAGE_S3_ENDPOINT_URL"] == f"http://{NAME}:9000"
+    assert data["DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL"] == public
+    assert data["DEPLOYKIT_STORAGE_S3_ENDPOINT_URL"] == f"http://{NAME}:9000"
 
 
 def test_generated_key_pair_in_the_chart_secret():
     secret = render_chart(values=STORE, show_only=["templates/config/secret.yaml"])[0]
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    assert len(data["STORAGE_S3_ACCESS_KEY_ID"]) == 20 and data["STORAGE_S3_ACCESS_KEY_ID"].isalnum()
-    assert len(data["STORAGE_S3_SECRET_ACCESS_KEY"]) == 40 and data["STORAGE_S3_SECRET_ACCESS_KEY"].isalnum()
+    assert len(data["DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID"]) == 20 and data["DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID"].isalnum()
+    assert len(data["DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"]) == 40 and data["DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"].isalnum()
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     given = deep_merge(STORE, {"storage": {"s3": {"accessKeyId": "AKIAGIVEN", "secretAccessKey": "given-secret"}}})
     secret = render_chart(values=given, show_only=["templates/config/secret.yaml"])[0]
-    assert base64.b64decode(secret["data"]["STORAGE_S3_ACCESS_KEY_ID"]).decode() == "AKIAGIVEN"
-    assert base64.b64decode(secret["data"]["STORAGE_S3_SECRET_ACCESS_KEY"]).decode() == "given-secret"
+    assert base64.b64decode(secret["data"]["DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID"]).decode() == "AKIAGIVEN"
+    assert base64.b64decode(secret["data"]["DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"]).decode() == "given-secret"
 
 
 def test_generated_key_pair_is_looked_up_on_upgrade():
     source = (CHART_DIR / "templates/config/secret.yaml").read_text()
     # Generated values come from the live Secret when it exists (same loop as the other passwords).
-    assert 'set $wanted "STORAGE_S3_ACCESS_KEY_ID"' in source and "index $live $key | b64dec" in source
+    assert 'set $wanted "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID"' in source and "index $live $key | b64dec" in source
 
 
 def test_key_pair_only_where_files_are_touched():
@@ -150,10 +150,10 @@ def test_key_pair_only_where_files_are_touched():
     for name in ("beat/wait-for-migrations", "beat/beat", "flower/flower"):
         env = env_of(containers[name])
         assert not S3_KEYS & set(env), name
-        # The settings require the key pair with STORAGE_BACKEND=s3; these processes never touch a file.
-        assert env["STORAGE_BACKEND"]["value"] == "filesystem", name
+        # The settings require the key pair with DEPLOYKIT_STORAGE_BACKEND=s3; these processes never touch a file.
+        assert env["DEPLOYKIT_STORAGE_BACKEND"]["value"] == "filesystem", name
     for name in ("web/web", "migrate/migrate"):
-        assert "STORAGE_BACKEND" not in env_of(containers[name]), name
+        assert "DEPLOYKIT_STORAGE_BACKEND" not in env_of(containers[name]), name
 
 
 def test_existing_secret_feeds_server_and_app():
@@ -161,9 +161,9 @@ def test_existing_secret_feeds_server_and_app():
     objects = render_chart(values=values)
     assert not of_kind(objects, "Secret")
     env = env_of(s3_container(objects))
-    assert env["ROOT_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "app-env", "key": "STORAGE_S3_ACCESS_KEY_ID"}
+    assert env["ROOT_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "app-env", "key": "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID"}
     web = containers_by_component(objects)["web/web"]
-    assert env_of(web)["STORAGE_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "app-env"
+    assert env_of(web)["DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "app-env"
     validate_objects(objects)
 
 
@@ -175,7 +175,7 @@ def test_bucket_is_created_by_the_migration_job_without_a_hook():
     assert [c["name"] for c in init] == ["ensure-bucket"]
     command = init[0]["command"]
     assert command[:2] == ["sh", "-c"] and command[2].endswith("exec python /app/manage.py ensure_bucket")
-    assert "$STORAGE_S3_ENDPOINT_URL" in command[2]
+    assert "$DEPLOYKIT_STORAGE_S3_ENDPOINT_URL" in command[2]
     assert init[0]["envFrom"] == [{"configMapRef": {"name": "release-django-celery-config"}}]
     assert init[0]["image"] == pod_spec(job)["containers"][0]["image"]
     # App pods wait for migrations only, never for the object store: nothing can deadlock `helm install --wait`.
@@ -209,13 +209,13 @@ def test_bucket_step_waits_for_health_then_runs(health_endpoint, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "STORAGE_S3_ENDPOINT_URL": health_endpoint}
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL": health_endpoint}
     done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=20)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "bucket-step-ran"
     # Unreachable: it keeps waiting (the Job's activeDeadlineSeconds bounds it).
     with pytest.raises(subprocess.TimeoutExpired) as waited:
-        subprocess.run(["sh", "-c", script], env=env | {"STORAGE_S3_ENDPOINT_URL": "http://127.0.0.1:9"},
+        subprocess.run(["sh", "-c", script], env=env | {"DEPLOYKIT_STORAGE_S3_ENDPOINT_URL": "http://127.0.0.1:9"},
                        capture_output=True, text=True, timeout=5)
     output = waited.value.stdout or b""
     output = output.decode() if isinstance(output, bytes) else output

@@ -153,7 +153,7 @@ def test_integer_settings_render_as_plain_digits():
     for values in ({}, big):
         data = render_chart(values=values, show_only=["templates/config/configmap.yaml"])[0]["data"]
         for key in ("DJANGO_SECURE_HSTS_SECONDS", "UPLOAD_MAX_BYTES", "IMAGE_MAX_PIXELS", "CELERY_RESULT_EXPIRES",
-                    "CELERY_VISIBILITY_TIMEOUT", "CELERY_WORKER_MAX_MEMORY_PER_CHILD", "PORT", "GUNICORN_TIMEOUT"):
+                    "DEPLOYKIT_VISIBILITY_TIMEOUT", "CELERY_WORKER_MAX_MEMORY_PER_CHILD", "PORT", "GUNICORN_TIMEOUT"):
             assert re.fullmatch(r"[0-9]+", data[key]), (key, data[key])
     data = render_chart(values=big, show_only=["templates/config/configmap.yaml"])[0]["data"]
     assert (data["DJANGO_SECURE_HSTS_SECONDS"], data["IMAGE_MAX_PIXELS"]) == ("63072000", "178956970")

@@ -44,7 +44,7 @@ def web(tmp_path_factory):
         GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}",  # loopback only (the image binds 0.0.0.0)
         # Rate limits off: past 120 POSTs a minute they would answer most fuzzed requests with 429 and
         # hide the validation paths from the fuzzer. The limits have their own tests (test_app_throttle).
-        API_THROTTLE_RATE="off", API_THROTTLE_UPLOAD_RATE="off",
+        DEPLOYKIT_API_THROTTLE_RATE="off", DEPLOYKIT_API_THROTTLE_UPLOAD_RATE="off",
     )
     for name in [n for n in env if n.startswith(("FLOWER_", "STORAGE_", "EMAIL_"))]:
         del env[name]

@@ -18,7 +18,7 @@ COMPOSE_FILES = {"redis": ["compose/compose.yaml"], "rabbitmq": ["compose/compos
 APP_SERVICES = ("web", "worker", "worker-io", "worker-images", "beat", "flower", "migrate")
 # Environment variable names whose values are secrets (docs/configuration.md, .env.example).
 SECRET_NAMES = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "FLOWER_PASSWORD",
-                "DJANGO_SUPERUSER_PASSWORD", "STORAGE_S3_SECRET_ACCESS_KEY", "STORAGE_S3_ACCESS_KEY_ID",
+                "DJANGO_SUPERUSER_PASSWORD", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID",
                 "DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL", "AWS_SECRET_ACCESS_KEY")
 
 

@@ -41,13 +41,13 @@ def baseline(tmp: Path) -> dict[str, str]:
         "CELERY_BROKER_URL": "redis://:s3cr3t-broker-pass@127.0.0.1:9/0",
         "FLOWER_USER": "ops",
         "FLOWER_PASSWORD": secrets.token_urlsafe(24),
-        "STORAGE_BACKEND": "s3",
-        "STORAGE_S3_ENDPOINT_URL": "http://127.0.0.1:9",
-        "STORAGE_S3_BUCKET": "media",
-        "STORAGE_S3_ACCESS_KEY_ID": "AKIDEXAMPLEKEY0001",
-        "STORAGE_S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
+        "DEPLOYKIT_STORAGE_BACKEND": "s3",
+        "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        "DEPLOYKIT_STORAGE_S3_BUCKET": "media",
+        "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": "AKIDEXAMPLEKEY0001",
+        "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
         "MEDIA_ROOT": str(tmp / "media"),
-        "CELERY_WORKER_HEARTBEAT_FILE": str(tmp / "heartbeat"),
+        "DEPLOYKIT_HEARTBEAT_FILE": str(tmp / "heartbeat"),
     }
 
 
@@ -60,9 +60,9 @@ MALFORMED = {
     "CELERY_BROKER_URL": [("http://broker:80/", "not a broker scheme")],
     "FLOWER_USER": [("ops:admin", "contains ':'")],
     "FLOWER_PASSWORD": [("changeme", "placeholder"), ("short", "too short")],
-    "STORAGE_S3_BUCKET": [],  # any non-empty name is accepted locally; the store itself checks it
-    "STORAGE_S3_ACCESS_KEY_ID": [],
-    "STORAGE_S3_SECRET_ACCESS_KEY": [("changeme", "placeholder")],
+    "DEPLOYKIT_STORAGE_S3_BUCKET": [],  # any non-empty name is accepted locally; the store itself checks it
+    "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": [],
+    "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": [("changeme", "placeholder")],
 }
 # Accepted today although malformed: reported defects (strict xfail: fixing them turns these red).
 KNOWN_DEFECTS: dict[tuple[str, str], str] = {}

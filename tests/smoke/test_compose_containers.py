@@ -134,7 +134,7 @@ def test_no_secret_in_the_environment_of_services_that_do_not_need_it(containers
         "FLOWER_PASSWORD": {"flower"},
         "DJANGO_SUPERUSER_PASSWORD": {"migrate"},
         # Only the processes that touch files (and the store itself); not beat, not Flower.
-        "STORAGE_S3_SECRET_ACCESS_KEY": {"web", "worker", "worker-io", "worker-images", "migrate", "s3-bucket", "s3"},
+        "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": {"web", "worker", "worker-io", "worker-images", "migrate", "s3-bucket", "s3"},
     }
     for name, c in containers.items():
         svc = service(c)

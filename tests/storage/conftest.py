@@ -1,7 +1,7 @@
 """Storage tests against a REAL S3-compatible server (versitygw, built by `make s3-server`), never a mock.
 
 The session starts the server on 127.0.0.1 on a free port with a temporary data directory and random root
-credentials, points the app's settings at it through the environment contract (STORAGE_BACKEND=s3 ...),
+credentials, points the app's settings at it through the environment contract (DEPLOYKIT_STORAGE_BACKEND=s3 ...),
 sets Django up on a temporary SQLite database, and stops the server at the end.
 
 Run: `make test-storage` (or `.venv/bin/pytest -p no:django -c tests/storage/pytest.ini tests/storage`).
@@ -119,13 +119,13 @@ def app_environment(server: S3Server, workdir: Path, bucket: str) -> dict[str, s
         "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
         "CELERY_BROKER_URL": "memory://",
         "CELERY_RESULT_BACKEND": "django-db",
-        "STORAGE_BACKEND": "s3",
-        "STORAGE_S3_ENDPOINT_URL": server.endpoint,
-        "STORAGE_S3_PUBLIC_ENDPOINT_URL": server.public_endpoint,
-        "STORAGE_S3_BUCKET": bucket,
-        "STORAGE_S3_ACCESS_KEY_ID": server.access_key,
-        "STORAGE_S3_SECRET_ACCESS_KEY": server.secret_key,
-        "STORAGE_S3_REGION": "us-east-1",
+        "DEPLOYKIT_STORAGE_BACKEND": "s3",
+        "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL": server.endpoint,
+        "DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL": server.public_endpoint,
+        "DEPLOYKIT_STORAGE_S3_BUCKET": bucket,
+        "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": server.access_key,
+        "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": server.secret_key,
+        "DEPLOYKIT_STORAGE_S3_REGION": "us-east-1",
         "MEDIA_ROOT": str(workdir / "media"),
         "LOG_LEVEL": "WARNING",
     }
@@ -171,7 +171,7 @@ def default_bucket():
     from django.core.management import call_command
 
     call_command("ensure_bucket", verbosity=0)
-    return os.environ["STORAGE_S3_BUCKET"]
+    return os.environ["DEPLOYKIT_STORAGE_S3_BUCKET"]
 
 
 @pytest.fixture
@@ -185,12 +185,12 @@ def make_storage(s3_server):
     def make(**overrides: str):
         environ = {
             "DJANGO_DEBUG": "true",
-            "STORAGE_BACKEND": "s3",
-            "STORAGE_S3_ENDPOINT_URL": s3_server.endpoint,
-            "STORAGE_S3_PUBLIC_ENDPOINT_URL": s3_server.public_endpoint,
-            "STORAGE_S3_BUCKET": os.environ["STORAGE_S3_BUCKET"],
-            "STORAGE_S3_ACCESS_KEY_ID": s3_server.access_key,
-            "STORAGE_S3_SECRET_ACCESS_KEY": s3_server.secret_key,
+            "DEPLOYKIT_STORAGE_BACKEND": "s3",
+            "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL": s3_server.endpoint,
+            "DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL": s3_server.public_endpoint,
+            "DEPLOYKIT_STORAGE_S3_BUCKET": os.environ["DEPLOYKIT_STORAGE_S3_BUCKET"],
+            "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": s3_server.access_key,
+            "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": s3_server.secret_key,
         }
         environ.update(overrides)
         env = Env(environ)

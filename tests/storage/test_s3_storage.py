@@ -26,7 +26,7 @@ def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
 @pytest.fixture(params=["s3", "filesystem"])
 def storage(request, make_storage, default_bucket, tmp_path):
     if request.param == "filesystem":
-        return make_storage(STORAGE_BACKEND="filesystem", MEDIA_ROOT=str(tmp_path / "media"))
+        return make_storage(DEPLOYKIT_STORAGE_BACKEND="filesystem", MEDIA_ROOT=str(tmp_path / "media"))
     return make_storage()
 
 
@@ -109,7 +109,7 @@ def test_bucket_is_private_anonymous_requests_are_refused(make_storage, default_
 def test_ensure_bucket_reports_the_bucket_private_and_creates_it_idempotently(make_storage, s3_client):
     from deploykit.storage import anonymous_access, ensure_bucket
 
-    storage = make_storage(STORAGE_S3_BUCKET="fresh-bucket-for-ensure")
+    storage = make_storage(DEPLOYKIT_STORAGE_S3_BUCKET="fresh-bucket-for-ensure")
     assert "created" in ensure_bucket(storage)
     assert "exists" in ensure_bucket(storage)  # second deploy: no error, nothing changed
     s3_client.head_bucket(Bucket="fresh-bucket-for-ensure")

@@ -41,12 +41,12 @@ def record_redelivery(task_id: str, retries: int, task_name: str) -> int:
 def max_redeliveries() -> int:
     from django.conf import settings
 
-    return int(getattr(settings, "CELERY_TASK_MAX_REDELIVERIES", 3))
+    return int(getattr(settings, "DEPLOYKIT_MAX_REDELIVERIES", 3))
 
 
 class BoundedRedeliveryTask(DjangoTask):
     """Task base class: with acks_late + reject_on_worker_lost a message whose worker dies is requeued;
-    this bounds how often. Past CELERY_TASK_MAX_REDELIVERIES the task fails with RedeliveryLimitExceeded
+    this bounds how often. Past DEPLOYKIT_MAX_REDELIVERIES the task fails with RedeliveryLimitExceeded
     (stored as FAILURE, message acknowledged) instead of killing worker after worker.
 
     It extends Celery's DjangoTask, so `delay_on_commit()` / `apply_async_on_commit()` are available.
@@ -65,18 +65,18 @@ class BoundedRedeliveryTask(DjangoTask):
             if count > limit:
                 raise RedeliveryLimitExceeded(
                     f"{self.name}[{request.id}] was redelivered {count} times (its worker died or lost "
-                    f"the broker each time); giving up after CELERY_TASK_MAX_REDELIVERIES={limit}"
+                    f"the broker each time); giving up after DEPLOYKIT_MAX_REDELIVERIES={limit}"
                 )
         return super().__call__(*args, **kwargs)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
-    """Consumer bootstep: touches CELERY_WORKER_HEARTBEAT_FILE every few seconds *while consuming*.
+    """Consumer bootstep: touches DEPLOYKIT_HEARTBEAT_FILE every few seconds *while consuming*.
 
     It lives in the consumer blueprint, so it starts only once the worker is connected and consuming,
     stops when the connection is lost (the consumer restarts its steps), and the touch runs on the
     consumer's own timer: a worker whose main loop is stuck stops touching and `bin/worker-healthcheck`
-    reports it unhealthy after CELERY_WORKER_HEARTBEAT_MAX_AGE seconds.
+    reports it unhealthy after DEPLOYKIT_HEARTBEAT_MAX_AGE seconds.
     """
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
@@ -85,8 +85,8 @@ class HeartbeatStep(bootsteps.StartStopStep):
         from django.conf import settings
 
         super().__init__(parent, **kwargs)
-        self.path = Path(getattr(settings, "CELERY_WORKER_HEARTBEAT_FILE", "/tmp/celery-worker-heartbeat"))
-        self.interval = float(getattr(settings, "CELERY_WORKER_HEARTBEAT_INTERVAL", 10))
+        self.path = Path(getattr(settings, "DEPLOYKIT_HEARTBEAT_FILE", "/tmp/celery-worker-heartbeat"))
+        self.interval = float(getattr(settings, "DEPLOYKIT_HEARTBEAT_INTERVAL", 10))
         self.tref = None
         self.consumer = parent
 

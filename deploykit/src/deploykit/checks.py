@@ -86,7 +86,7 @@ def beat_status() -> dict[str, Any]:
     from django.utils.module_loading import import_string
 
     hook = getattr(settings, "DEPLOYKIT_BEAT_LAST_RUN", None)
-    max_age = 3 * getattr(settings, "CELERY_BEAT_TICK_SECONDS", 15) + 10
+    max_age = 3 * getattr(settings, "DEPLOYKIT_BEAT_TICK_SECONDS", 15) + 10
     if not hook:
         return {"ok": True, "last_run": None, "note": "no beat tick hook configured"}
     try:

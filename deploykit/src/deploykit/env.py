@@ -328,7 +328,7 @@ def is_redis_url(url: str | None) -> bool:
     return bool(url) and url.startswith(("redis://", "rediss://"))
 
 
-# API rate limits (API_THROTTLE_*): "<requests>/<period>", the period a unit as DRF spells it.
+# API rate limits (DEPLOYKIT_API_THROTTLE_*): "<requests>/<period>", the period a unit as DRF spells it.
 RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
                 "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 RATE_OFF = "off"

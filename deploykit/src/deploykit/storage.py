@@ -2,7 +2,7 @@
 S3 storage class, and the deploy-time bucket set-up / start-up check (docs/storage.md).
 
 All application code reads and writes files through `default_storage` / FileField, never local paths,
-so switching STORAGE_BACKEND between `filesystem` and `s3` is configuration only.
+so switching DEPLOYKIT_STORAGE_BACKEND between `filesystem` and `s3` is configuration only.
 
 Private by default, in both modes:
 - S3: no ACLs are ever set (the bucket and its objects stay private); browsers get short-lived presigned
@@ -35,13 +35,13 @@ ATTACHMENT_TYPES = frozenset({"text/csv", "text/plain", "application/pdf", "appl
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # Objects the start-up check writes and deletes again to prove write access.
 PROBE_PREFIX = ".deploykit-probe/"
-S3_CREDENTIAL_VARS = "STORAGE_S3_ACCESS_KEY_ID/STORAGE_S3_SECRET_ACCESS_KEY"
+S3_CREDENTIAL_VARS = "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID/DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"
 
 
 def build_storages(env: Any, *, media_root: str, debug: bool) -> dict[str, dict[str, Any]]:
     """Return the STORAGES setting. `env` is a deploykit.env.Env (problems are collected on it; an unknown
-    STORAGE_BACKEND is refused by the contract's choices and read as the default, filesystem)."""
-    backend = env.value("STORAGE_BACKEND")
+    DEPLOYKIT_STORAGE_BACKEND is refused by the contract's choices and read as the default, filesystem)."""
+    backend = env.value("DEPLOYKIT_STORAGE_BACKEND")
     static = {"BACKEND": STATIC_STORAGE}
     filesystem = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -56,13 +56,13 @@ def build_storages(env: Any, *, media_root: str, debug: bool) -> dict[str, dict[
 
 
 def _s3_options(env: Any, debug: bool) -> dict[str, Any]:
-    endpoint = env.value("STORAGE_S3_ENDPOINT_URL")
-    public_endpoint = env.value("STORAGE_S3_PUBLIC_ENDPOINT_URL") or endpoint
+    endpoint = env.value("DEPLOYKIT_STORAGE_S3_ENDPOINT_URL")
+    public_endpoint = env.value("DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL") or endpoint
     options = {
-        "bucket_name": env.value("STORAGE_S3_BUCKET"),
-        "access_key": env.value("STORAGE_S3_ACCESS_KEY_ID"),
-        "secret_key": env.value("STORAGE_S3_SECRET_ACCESS_KEY"),
-        "region_name": env.value("STORAGE_S3_REGION"),
+        "bucket_name": env.value("DEPLOYKIT_STORAGE_S3_BUCKET"),
+        "access_key": env.value("DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID"),
+        "secret_key": env.value("DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"),
+        "region_name": env.value("DEPLOYKIT_STORAGE_S3_REGION"),
         "endpoint_url": endpoint,
         "custom_domain": None,
         "default_acl": None,  # never an ACL: objects inherit the bucket's (private) policy
@@ -75,12 +75,12 @@ def _s3_options(env: Any, debug: bool) -> dict[str, Any]:
     }
     if debug:  # production mode already reported these through required=True
         for name, key in (
-            ("STORAGE_S3_BUCKET", "bucket_name"),
-            ("STORAGE_S3_ACCESS_KEY_ID", "access_key"),
-            ("STORAGE_S3_SECRET_ACCESS_KEY", "secret_key"),
+            ("DEPLOYKIT_STORAGE_S3_BUCKET", "bucket_name"),
+            ("DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID", "access_key"),
+            ("DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY", "secret_key"),
         ):
             if not options[key]:
-                env.error(name, "is required when STORAGE_BACKEND=s3")
+                env.error(name, "is required when DEPLOYKIT_STORAGE_BACKEND=s3")
     if public_endpoint and public_endpoint != endpoint:
         options["public_endpoint_url"] = public_endpoint
     return options
@@ -117,8 +117,8 @@ def _s3storage_class():
     class S3Storage(_Base):
         """django-storages' S3Storage with safe headers, short-lived URLs and a public endpoint.
 
-        The app talks to the object store at STORAGE_S3_ENDPOINT_URL (e.g. http://s3:9000 inside the
-        cluster); browsers get presigned URLs for STORAGE_S3_PUBLIC_ENDPOINT_URL.
+        The app talks to the object store at DEPLOYKIT_STORAGE_S3_ENDPOINT_URL (e.g. http://s3:9000 inside the
+        cluster); browsers get presigned URLs for DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL.
         """
 
         def __init__(self, public_endpoint_url: str | None = None, **settings: Any):
@@ -229,24 +229,25 @@ def _describe_s3_error(storage, exc: Exception) -> str:
     if isinstance(exc, NoCredentialsError):
         return f"{S3_CREDENTIAL_VARS} are not set"
     if isinstance(exc, EndpointConnectionError) or not isinstance(exc, ClientError):
-        return f"STORAGE_S3_ENDPOINT_URL: cannot reach the object store at {where}: {exc}"
+        return f"DEPLOYKIT_STORAGE_S3_ENDPOINT_URL: cannot reach the object store at {where}: {exc}"
     code, status = _client_error(exc)
     # Unknown keys: AWS says InvalidAccessKeyId (403); versitygw XAdminUserNotFound (404).
     if code in ("InvalidAccessKeyId", "XAdminUserNotFound", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
         return f"{S3_CREDENTIAL_VARS}: the object store at {where} rejected the credentials ({code})"
     if code == "NoSuchBucket":
         return (
-            f"STORAGE_S3_BUCKET: bucket {bucket!r} does not exist at {where} "
+            f"DEPLOYKIT_STORAGE_S3_BUCKET: bucket {bucket!r} does not exist at {where} "
             "(create it at deploy time: `manage.py ensure_bucket`)"
         )
     if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
         return (
             f"{S3_CREDENTIAL_VARS}: access to bucket {bucket!r} at {where} is denied ({code}); "
-            "wrong credentials, or a key without read/write permission on STORAGE_S3_BUCKET"
+            "wrong credentials, or a key without read/write permission on DEPLOYKIT_STORAGE_S3_BUCKET"
         )
     if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"):
-        return f"STORAGE_S3_REGION: bucket {bucket!r} is in another region than {storage.region_name!r} ({code})"
-    return f"STORAGE_S3_BUCKET: bucket {bucket!r} at {where} is unusable: {code} (HTTP {status}): {exc}"
+        return (f"DEPLOYKIT_STORAGE_S3_REGION: bucket {bucket!r} is in another region than "
+                f"{storage.region_name!r} ({code})")
+    return f"DEPLOYKIT_STORAGE_S3_BUCKET: bucket {bucket!r} at {where} is unusable: {code} (HTTP {status}): {exc}"
 
 
 def check_storage(storage=None, *, write: bool = True) -> list[str]:
@@ -328,8 +329,8 @@ def ensure_bucket(storage=None) -> str:
         raise StorageError("; ".join(problems))
     public = anonymous_access(storage)
     if public:
-        raise StorageError(f"STORAGE_S3_BUCKET: bucket {bucket!r} is readable without credentials ({public}); "
-                           "remove its public policy/ACL: user files must stay private")
+        raise StorageError(f"DEPLOYKIT_STORAGE_S3_BUCKET: bucket {bucket!r} is readable without credentials "
+                           f"({public}); remove its public policy/ACL: user files must stay private")
     return f"bucket {bucket!r} at {storage.endpoint_url or 'AWS S3'} {'created' if created else 'exists'}, private and writable"
 
 

@@ -68,14 +68,14 @@ def _hit(cache, key: str, period: int) -> int:
 
 
 class CreateRateThrottle(ClientRateThrottle):
-    """POST /api/tasks/ and /api/reports/: one budget per client (API_THROTTLE_RATE)."""
+    """POST /api/tasks/ and /api/reports/: one budget per client (DEPLOYKIT_API_THROTTLE_RATE)."""
 
-    rate_setting = "API_THROTTLE_RATE"
+    rate_setting = "DEPLOYKIT_API_THROTTLE_RATE"
     scope = "create"
 
 
 class UploadRateThrottle(ClientRateThrottle):
-    """POST /api/images/ (API_THROTTLE_UPLOAD_RATE): uploads cost far more than a task."""
+    """POST /api/images/ (DEPLOYKIT_API_THROTTLE_UPLOAD_RATE): uploads cost far more than a task."""
 
-    rate_setting = "API_THROTTLE_UPLOAD_RATE"
+    rate_setting = "DEPLOYKIT_API_THROTTLE_UPLOAD_RATE"
     scope = "upload"

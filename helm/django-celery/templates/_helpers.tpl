@@ -137,8 +137,8 @@ imagePullSecrets:
      Explicit refs (not envFrom on the Secret) so only contract names become env vars, and each
      container gets only the secrets it uses: (dict "root" $ "secretKeys" (list "FLOWER_USER") "storage" true).
      Only containers that read or write files ("storage" true: web, workers, migrations, the bucket step)
-     get the S3 key pair; the others (beat, Flower) run with STORAGE_BACKEND=filesystem instead, because
-     the settings require the key pair whenever STORAGE_BACKEND=s3 and they never touch a file. */}}
+     get the S3 key pair; the others (beat, Flower) run with DEPLOYKIT_STORAGE_BACKEND=filesystem instead, because
+     the settings require the key pair whenever DEPLOYKIT_STORAGE_BACKEND=s3 and they never touch a file. */}}
 {{- define "dc.appEnv" -}}
 {{- $root := .root }}
 {{- $secret := include "dc.secretName" $root }}
@@ -146,7 +146,7 @@ imagePullSecrets:
 {{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
 {{- $s3 := eq $root.Values.storage.backend "s3" }}
 {{- if and $s3 .storage }}
-{{- $names = concat $names (list "STORAGE_S3_ACCESS_KEY_ID" "STORAGE_S3_SECRET_ACCESS_KEY") }}
+{{- $names = concat $names (list "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID" "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY") }}
 {{- end }}
 {{- range concat $names (.secretKeys | default list) }}
 - name: {{ . }}
@@ -159,7 +159,7 @@ imagePullSecrets:
       {{- end }}
 {{- end }}
 {{- if and $s3 (not .storage) }}
-- name: STORAGE_BACKEND
+- name: DEPLOYKIT_STORAGE_BACKEND
   value: filesystem
 {{- end }}
 {{- with $root.Values.extraEnv }}
@@ -384,7 +384,7 @@ volumeClaimTemplates:
 {{/* The bundled object store (storage.objectStore): Service host, in-cluster endpoint, public endpoint. */}}
 {{- define "dc.objectStoreHost" -}}{{ include "dc.componentName" (dict "root" . "component" "s3") }}{{- end }}
 
-{{/* STORAGE_S3_ENDPOINT_URL: the bundled server's Service, else storage.s3.endpointUrl. */}}
+{{/* DEPLOYKIT_STORAGE_S3_ENDPOINT_URL: the bundled server's Service, else storage.s3.endpointUrl. */}}
 {{- define "dc.s3EndpointUrl" -}}
 {{- if .Values.storage.objectStore.enabled }}
 {{- printf "http://%s:9000" (include "dc.objectStoreHost" .) }}
@@ -393,7 +393,7 @@ volumeClaimTemplates:
 {{- end }}
 {{- end }}
 
-{{/* STORAGE_S3_PUBLIC_ENDPOINT_URL (browsers follow presigned URLs there): storage.s3.publicEndpointUrl,
+{{/* DEPLOYKIT_STORAGE_S3_PUBLIC_ENDPOINT_URL (browsers follow presigned URLs there): storage.s3.publicEndpointUrl,
      else the object store's Ingress host, else the in-cluster endpoint. */}}
 {{- define "dc.s3PublicEndpointUrl" -}}
 {{- $store := .Values.storage.objectStore }}

@@ -15,7 +15,7 @@ Render-time checks: each `fail` names the values to change. Called from validate
 {{- fail (printf "broker.url is required for broker.type=%s (or secrets.existingSecret with CELERY_BROKER_URL, or %s.enabled=true for evaluation)" $v.broker.type $v.broker.type) }}
 {{- end }}
 {{- if and (eq $v.storage.backend "s3") (not $v.storage.objectStore.enabled) (or (not $v.storage.s3.accessKeyId) (not $v.storage.s3.secretAccessKey)) }}
-{{- fail "storage.s3.accessKeyId and storage.s3.secretAccessKey are required with storage.backend=s3 (or secrets.existingSecret with STORAGE_S3_ACCESS_KEY_ID/STORAGE_S3_SECRET_ACCESS_KEY)" }}
+{{- fail "storage.s3.accessKeyId and storage.s3.secretAccessKey are required with storage.backend=s3 (or secrets.existingSecret with DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID/DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY)" }}
 {{- end }}
 {{- if and $v.pgbouncer.enabled (not $v.postgresql.enabled) }}
 {{- fail "pgbouncer.enabled with an external database needs secrets.existingSecret (holding pgbouncer-userlist and a DATABASE_URL pointing at PgBouncer) and pgbouncer.upstream" }}

@@ -1,6 +1,6 @@
 """Start-up check of file storage (start-migrate runs it): the bucket exists and the credentials work.
 
-Unlike ensure_bucket it never creates anything, so a typo in STORAGE_S3_BUCKET fails the deploy with a
+Unlike ensure_bucket it never creates anything, so a typo in DEPLOYKIT_STORAGE_S3_BUCKET fails the deploy with a
 message naming the variable instead of silently writing to a new empty bucket.
 """
 
@@ -10,7 +10,7 @@ from deploykit.storage import check_storage
 
 
 class Command(BaseCommand):
-    help = "Check that file storage (STORAGE_BACKEND) is reachable, exists and is writable; exit 1 if not."
+    help = "Check that file storage (DEPLOYKIT_STORAGE_BACKEND) is reachable, exists and is writable; exit 1 if not."
 
     def add_arguments(self, parser):
         parser.add_argument("--read-only", action="store_true", help="skip the write/delete probe")

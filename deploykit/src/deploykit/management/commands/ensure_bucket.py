@@ -1,7 +1,7 @@
 """Deploy-time storage set-up (Compose one-shot `s3-bucket`, the chart's job, Ansible's storage role).
 
-Idempotent: creates STORAGE_S3_BUCKET when missing (private: no ACL, no policy), proves the credentials
-can write and delete in it and that anonymous clients cannot read it. With STORAGE_BACKEND=filesystem it
+Idempotent: creates DEPLOYKIT_STORAGE_S3_BUCKET when missing (private: no ACL, no policy), proves the credentials
+can write and delete in it and that anonymous clients cannot read it. With DEPLOYKIT_STORAGE_BACKEND=filesystem it
 creates/checks MEDIA_ROOT. Exits non-zero with a message naming the variable to fix.
 """
 
