@@ -27,7 +27,7 @@ def web(start_session_app, redis_server, tmp_path_factory):
     work = tmp_path_factory.mktemp("bad-input")
     env = {"DATABASE_URL": f"sqlite:///{work / 'web.sqlite3'}", "MEDIA_ROOT": str(work / "media"),
            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/5",
-           "API_THROTTLE_RATE": "off", "API_THROTTLE_UPLOAD_RATE": "off"}
+           "DEPLOYKIT_API_THROTTLE_RATE": "off", "DEPLOYKIT_API_THROTTLE_UPLOAD_RATE": "off"}
     migrate = subprocess.run([str(BIN / "start-migrate")], env=app_env(**env), capture_output=True, text=True,
                              timeout=300)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
