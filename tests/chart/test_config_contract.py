@@ -32,6 +32,12 @@ def full():
     return contract.load(project=PROJECT)
 
 
+def copy_generated(root):
+    for relpath in render.GENERATORS:
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / relpath, root / relpath)
+
+
 def configmap(values=None):
     return render_chart(values=values, show_only=CONFIGMAP)[0]["data"]
 
@@ -104,9 +110,7 @@ def test_result_backend_is_a_secret():
 
 
 def test_contract_check_fails_on_a_hand_edited_chart_block(tmp_path, full):
-    for relpath in render.GENERATORS:
-        (tmp_path / relpath).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO_ROOT / relpath, tmp_path / relpath)
+    copy_generated(tmp_path)
     values = tmp_path / render.CHART_VALUES
     values.write_text(values.read_text().replace("CELERY_TASK_TIME_LIMIT: 300", "CELERY_TASK_TIME_LIMIT: 600", 1))
     schema = tmp_path / render.CHART_SCHEMA
@@ -133,3 +137,45 @@ def test_chart_fields_are_checked_naming_the_variable(tmp_path, fields, message)
                     f'section = "S"\ndoc = "d"\n{fields}\n')
     with pytest.raises(contract.ContractError, match=message):
         contract.parse_file(path)
+
+
+def test_a_new_declaration_reaches_the_configmap_after_regeneration(tmp_path):
+    """Adding a setting is one entry in the contract plus `make contract-render`: the regenerated chart
+    renders it (a "set" one by default, an unmarked one when given) and refuses it out of bounds."""
+    copy_generated(tmp_path)
+    shutil.copytree(CHART_DIR, tmp_path / "helm" / "django-celery", dirs_exist_ok=True)
+    project = tmp_path / "contract.toml"
+    project.write_text(PROJECT.read_text() + '''
+[[variable]]
+name = "DUMMY_SET_KNOB"
+type = "int"
+default = 7
+min = 1
+owner = "app"
+section = "E-mail"
+doc = "A dummy the chart sets."
+chart = "set"
+
+[[variable]]
+name = "DUMMY_OPTIONAL_KNOB"
+type = "str"
+default = "x"
+owner = "app"
+section = "E-mail"
+doc = "A dummy the chart accepts."
+''')
+    layered = contract.load(project=project)
+    assert set(render.write(layered, tmp_path)) >= {render.CHART_VALUES, render.CHART_SCHEMA}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(BASE_VALUES, f)
+
+    def template(*args):
+        return subprocess.run([helm_binary(), "template", "release", str(tmp_path / "helm" / "django-celery"),
+                               "--values", f.name, "--show-only", CONFIGMAP[0], *args], capture_output=True, text=True)
+    try:
+        data = yaml.safe_load(template("--set", "config.env.DUMMY_OPTIONAL_KNOB=hello").stdout)["data"]
+        refused = template("--set", "config.env.DUMMY_SET_KNOB=0")
+    finally:
+        os.unlink(f.name)
+    assert (data["DUMMY_SET_KNOB"], data["DUMMY_OPTIONAL_KNOB"]) == ("7", "hello")
+    assert refused.returncode != 0 and "/config/env/DUMMY_SET_KNOB" in refused.stderr
