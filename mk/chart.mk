@@ -10,7 +10,7 @@ k8s-tools: ## Build the pinned helm (and kustomize when kubectl is missing) into
 	@scripts/setup/ensure-k8s-tools.sh all
 
 chart-lint: k8s-tools ## helm lint --strict the chart (default values + a minimal external setup)
-	helm lint --strict $(CHART_DIR) --set config.allowedHosts=app.example.com \
+	helm lint --strict $(CHART_DIR) --set config.env.DJANGO_ALLOWED_HOSTS=app.example.com \
 		--set database.url=postgres://u:p@db:5432/app --set broker.url=redis://:p@redis:6379/0 \
 		--set workers.keda.redis.address=redis:6379
 

@@ -35,11 +35,11 @@ CHART = "helm/django-celery"
 CHART_VARIANTS = {
     "production": ["-f", "helm/environments/production.yaml"],
     "staging": ["-f", "helm/environments/staging.yaml"],
-    "bundled-redis": ["--set", "config.allowedHosts=app.example.com", "--set", "postgresql.enabled=true",
+    "bundled-redis": ["--set", "config.env.DJANGO_ALLOWED_HOSTS=app.example.com", "--set", "postgresql.enabled=true",
                       "--set", "redis.enabled=true", "--set", "pgbouncer.enabled=true",
                       "--set", "storage.backend=s3", "--set", "storage.s3.bucket=media",
                       "--set", "storage.objectStore.enabled=true"],
-    "bundled-rabbitmq": ["--set", "config.allowedHosts=app.example.com", "--set", "postgresql.enabled=true",
+    "bundled-rabbitmq": ["--set", "config.env.DJANGO_ALLOWED_HOSTS=app.example.com", "--set", "postgresql.enabled=true",
                          "--set", "broker.type=rabbitmq", "--set", "rabbitmq.enabled=true"],
 }
 

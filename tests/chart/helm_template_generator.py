@@ -31,7 +31,7 @@ RELEASE = "release"
 NAMESPACE = "apps"
 # The smallest values that render (external services given as URLs).
 BASE_VALUES: dict[str, Any] = {
-    "config": {"allowedHosts": "app.example.com"},
+    "config": {"env": {"DJANGO_ALLOWED_HOSTS": "app.example.com"}},
     "database": {"url": "postgres://app:pw@db.example.com:5432/app"},
     "broker": {"url": "redis://:pw@redis.example.com:6379/0"},
     "workers": {"keda": {"redis": {"address": "redis.example.com:6379"}}},

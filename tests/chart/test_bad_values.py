@@ -33,14 +33,15 @@ def test_global_and_escape_hatches_are_allowed():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"config": {"allowedHosts": ""}}, r"config.allowedHosts is required"),
+    ({"config": {"env": {"DJANGO_ALLOWED_HOSTS": ""}}}, r"config.env.DJANGO_ALLOWED_HOSTS is required"),
     ({"database": {"url": ""}}, r"database.url is required"),
     ({"broker": {"url": ""}}, r"broker.url is required for broker.type=redis"),
     ({"broker": {"type": "rabbitmq", "url": ""}}, r"broker.url is required for broker.type=rabbitmq"),
     ({"storage": {"backend": "s3", "s3": {"bucket": "b"}}}, r"storage.s3.accessKeyId and storage.s3.secretAccessKey are required"),
     ({"workers": {"keda": {"redis": {"address": ""}}}}, r"workers.keda.redis.address .* is required"),
     ({"redis": {"enabled": True}, "broker": {"type": "rabbitmq"}}, r"redis.enabled=true needs broker.type=redis"),
-    ({"config": {"celery": {"visibilityTimeout": 200}}}, r"config.celery.visibilityTimeout \(200\) must exceed config.celery.taskTimeLimit \(300\)"),
+    ({"config": {"env": {"DEPLOYKIT_VISIBILITY_TIMEOUT": 200}}},
+     r"config.env.DEPLOYKIT_VISIBILITY_TIMEOUT \(200\) must exceed config.env.CELERY_TASK_TIME_LIMIT \(300\)"),
     ({"workers": {"pools": [
         {"name": "a", "queues": ["default"], "pool": "prefork", "concurrency": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 2}},
         {"name": "a", "queues": ["io"], "pool": "threads", "concurrency": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 2}}]}},

@@ -67,7 +67,7 @@ class TestWorkers:
         assert "inspect" not in str(dep)
 
     def test_grace_period_covers_longest_task(self):
-        values = {"config": {"celery": {"taskTimeLimit": 600, "taskSoftTimeLimit": 500}}, "workers": {"shutdownMarginSeconds": 20, "pools": [
+        values = {"config": {"env": {"CELERY_TASK_TIME_LIMIT": 600, "CELERY_TASK_SOFT_TIME_LIMIT": 500}}, "workers": {"shutdownMarginSeconds": 20, "pools": [
             {"name": "short", "queues": ["default"], "pool": "prefork", "concurrency": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 2}},
             {"name": "long", "queues": ["images"], "pool": "prefork", "concurrency": 1, "longestTaskSeconds": 1800, "autoscaling": {"minReplicas": 1, "maxReplicas": 2}}]}}
         deps = {d["metadata"]["name"]: d for d in render_chart(values=values, show_only=["templates/worker/worker-deployment.yaml"])}

@@ -68,7 +68,7 @@ def test_checksum_annotations_roll_pods_on_config_change():
     fixed = {"secrets": {"djangoSecretKey": "k" * 60, "flowerPassword": "p" * 20}}
     base = checksums(fixed)
     assert checksums(fixed) == base
-    assert checksums(fixed | {"config": {"allowedHosts": "other.example.com"}})[0] != base[0]
+    assert checksums(fixed | {"config": {"env": {"DJANGO_ALLOWED_HOSTS": "other.example.com"}}})[0] != base[0]
     assert checksums({"secrets": {"djangoSecretKey": "x" * 60, "flowerPassword": "p" * 20}})[1] != base[1]
     with_existing = checksums({"secrets": {"existingSecret": "app-env"}})
     assert with_existing[1] == checksums({"secrets": {"existingSecret": "app-env"}})[1]
@@ -148,8 +148,9 @@ def test_each_container_gets_only_the_secrets_it_uses():
 
 def test_integer_settings_render_as_plain_digits():
     """Helm reads numbers as float64; 1000000 and above must not reach the app as '1e+06' (it refuses them)."""
-    big = {"config": {"hstsSeconds": 63072000, "uploadMaxBytes": 104857600, "imageMaxPixels": 178956970,
-                      "celery": {"resultExpires": 2592000, "visibilityTimeout": 43200, "maxMemoryPerChild": 4194304}}}
+    big = {"config": {"env": {"DJANGO_SECURE_HSTS_SECONDS": 63072000, "UPLOAD_MAX_BYTES": 104857600,
+                              "IMAGE_MAX_PIXELS": 178956970, "CELERY_RESULT_EXPIRES": 2592000,
+                              "DEPLOYKIT_VISIBILITY_TIMEOUT": 43200, "CELERY_WORKER_MAX_MEMORY_PER_CHILD": 4194304}}}
     for values in ({}, big):
         data = render_chart(values=values, show_only=["templates/config/configmap.yaml"])[0]["data"]
         for key in ("DJANGO_SECURE_HSTS_SECONDS", "UPLOAD_MAX_BYTES", "IMAGE_MAX_PIXELS", "CELERY_RESULT_EXPIRES",

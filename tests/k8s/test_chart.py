@@ -145,7 +145,7 @@ def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_under_load_fail
         # 40/s offered by 10 clients: a TLS handshake per request on a busy 2-core node slows each one,
         # and the assert below wants 20/s achieved over the whole upgrade.
         with Load(base, session.verify, rate=40, clients=10) as load:
-            chart_script("install", "--set", "config.logLevel=DEBUG")
+            chart_script("install", "--set", "config.env.LOG_LEVEL=DEBUG")
         runs = count_runs(sent, timeout=300)
         states = Counter(wait_all_succeeded(partial(task_state, session, base), load.accepted, timeout=300).values())
     print(f"\nUPGRADE under load: {load.total} requests in {load.seconds:.0f} s, answers {load.answers}; "

@@ -142,8 +142,13 @@ imagePullSecrets:
 {{- define "dc.appEnv" -}}
 {{- $root := .root }}
 {{- $secret := include "dc.secretName" $root }}
-{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" }}
+{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" "CELERY_RESULT_BACKEND" }}
 {{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
+{{- /* The result backend is a secret (its URL may carry a password): referenced when given, or when an
+     existing Secret may hold it. */ -}}
+{{- if or $root.Values.secrets.resultBackend $root.Values.secrets.existingSecret }}
+{{- $names = append $names "CELERY_RESULT_BACKEND" }}
+{{- end }}
 {{- $s3 := eq $root.Values.storage.backend "s3" }}
 {{- if and $s3 .storage }}
 {{- $names = concat $names (list "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID" "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY") }}
@@ -165,6 +170,14 @@ imagePullSecrets:
 {{- with $root.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* A config.env value as the string the app reads. Helm reads numbers as float64, and toString prints
+     1000000 and above in exponent form ("3.1536e+07"), which the app's integer settings refuse: a whole
+     number goes through int64 first. Booleans print as true/false. */}}
+{{- define "dc.envValue" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}{{ int64 . | toString | quote }}
+{{- else }}{{ toString . | quote }}{{ end }}
 {{- end }}
 
 {{- define "dc.envFrom" -}}
@@ -288,7 +301,7 @@ securityContext:
      (dict "root" $ "pool" $pool) */}}
 {{- define "dc.workerGracePeriod" -}}
 {{- $longest := .pool.longestTaskSeconds | int }}
-{{- if eq $longest 0 }}{{ $longest = .root.Values.config.celery.taskTimeLimit | int }}{{ end }}
+{{- if eq $longest 0 }}{{ $longest = index .root.Values.config.env "CELERY_TASK_TIME_LIMIT" | int }}{{ end }}
 {{- add $longest (.root.Values.workers.shutdownMarginSeconds | int) }}
 {{- end }}
 

@@ -3,8 +3,8 @@ Render-time checks: each `fail` names the values to change. Called from validate
 */}}
 {{- define "dc.validate" -}}
 {{- $v := .Values }}
-{{- if not $v.config.allowedHosts }}
-{{- fail "config.allowedHosts is required (DJANGO_ALLOWED_HOSTS): the host names the app answers to" }}
+{{- if not (index $v.config.env "DJANGO_ALLOWED_HOSTS") }}
+{{- fail "config.env.DJANGO_ALLOWED_HOSTS is required: the host names the app answers to" }}
 {{- end }}
 {{- if not $v.secrets.existingSecret }}
 {{- if and (not $v.database.url) (not $v.postgresql.enabled) }}
@@ -46,11 +46,15 @@ Render-time checks: each `fail` names the values to change. Called from validate
 {{- if and $v.migrations.enabled $v.migrations.helmHooks (or $v.postgresql.enabled (not $v.secrets.existingSecret)) }}
 {{- fail "migrations.helmHooks=true runs the Job before this chart's objects exist: it needs an external database (postgresql.enabled=false) and secrets.existingSecret" }}
 {{- end }}
-{{- if le (int $v.config.celery.taskTimeLimit) (int $v.config.celery.taskSoftTimeLimit) }}
-{{- fail (printf "config.celery.taskTimeLimit (%v) must exceed config.celery.taskSoftTimeLimit (%v)" $v.config.celery.taskTimeLimit $v.config.celery.taskSoftTimeLimit) }}
+{{- $env := $v.config.env }}
+{{- $hard := index $env "CELERY_TASK_TIME_LIMIT" | int }}
+{{- $soft := index $env "CELERY_TASK_SOFT_TIME_LIMIT" | int }}
+{{- $visibility := index $env "DEPLOYKIT_VISIBILITY_TIMEOUT" | int }}
+{{- if le $hard $soft }}
+{{- fail (printf "config.env.CELERY_TASK_TIME_LIMIT (%d) must exceed config.env.CELERY_TASK_SOFT_TIME_LIMIT (%d)" $hard $soft) }}
 {{- end }}
-{{- if le (int $v.config.celery.visibilityTimeout) (int $v.config.celery.taskTimeLimit) }}
-{{- fail (printf "config.celery.visibilityTimeout (%v) must exceed config.celery.taskTimeLimit (%v), or tasks run twice" $v.config.celery.visibilityTimeout $v.config.celery.taskTimeLimit) }}
+{{- if le $visibility $hard }}
+{{- fail (printf "config.env.DEPLOYKIT_VISIBILITY_TIMEOUT (%d) must exceed config.env.CELERY_TASK_TIME_LIMIT (%d), or tasks run twice" $visibility $hard) }}
 {{- end }}
 {{- $seen := dict }}
 {{- range $i, $p := include "dc.pools" $ | fromJsonArray }}

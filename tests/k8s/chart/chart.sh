@@ -70,7 +70,7 @@ install() {
     tls_secret
     echo "==> helm upgrade --install $RELEASE ($app)"
     helm upgrade --install "$RELEASE" helm/django-celery --namespace "$NAMESPACE" -f "$VALUES" \
-        --set image.tag="${app##*:}" --set config.csrfTrustedOrigins="https://localhost:$HTTPS_PORT" \
+        --set image.tag="${app##*:}" --set config.env.DJANGO_CSRF_TRUSTED_ORIGINS="https://localhost:$HTTPS_PORT" \
         --wait --timeout 10m "$@"
     kubectl -n "$NAMESPACE" wait --for=condition=Complete job \
         -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=migrate" --timeout=300s

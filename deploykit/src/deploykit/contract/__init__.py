@@ -18,7 +18,9 @@ OWN_FILE = Path(__file__).with_name("deploykit.toml")
 TYPES = ("str", "int", "float", "bool", "path", "enum", "url", "list")
 OWNERS = ("django", "celery", "deploykit", "scripts", "app")
 FIELDS = frozenset({"name", "type", "default", "min", "max", "choices", "required", "secret", "owner",
-                    "section", "doc", "debug_default", "shown_default", "case", "env_example"})
+                    "section", "doc", "debug_default", "shown_default", "case", "env_example", "chart",
+                    "chart_default"})
+CHART = ("set", "computed")
 _PYTHON_TYPES = {"str": str, "path": str, "url": str, "enum": str, "int": int, "float": (int, float),
                  "bool": bool, "list": list}
 
@@ -44,6 +46,8 @@ class Variable:
     shown_default: str | None = None
     case: str | None = None
     env_example: str | None = None
+    chart: str | None = None
+    chart_default: Any = None
     source: str = field(default="", compare=False)
 
     def bounds_problem(self, value: Any) -> str | None:
@@ -129,8 +133,12 @@ def _variable(entry: dict[str, Any], source: str) -> Variable:
         raise ContractError(f"{where}: an enum needs choices")
     if ("min" in entry or "max" in entry) and entry["type"] not in ("int", "float"):
         raise ContractError(f"{where}: min/max apply to int and float only")
+    if entry.get("chart") is not None and entry["chart"] not in CHART:
+        raise ContractError(f"{where}: chart {entry['chart']!r} is not one of {', '.join(CHART)}")
+    if "chart_default" in entry and entry.get("chart") != "set":
+        raise ContractError(f"{where}: chart_default needs chart = \"set\"")
     var = Variable(**{**entry, "choices": tuple(entry.get("choices", ())), "source": source})
-    for key in ("default", "debug_default"):
+    for key in ("default", "debug_default", "chart_default"):
         value = getattr(var, key)
         if value is None:
             continue
