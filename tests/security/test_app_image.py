@@ -30,9 +30,10 @@ ASSIGNED_SECRET = re.compile(r"\b(" + "|".join(SECRET_NAMES) + r"|[A-Z_]*(?:PASS
 # Files that must never be in the image.
 FORBIDDEN_FILES = re.compile(r"(^|/)(\.env|\.git|id_rsa|id_ed25519|\.netrc|\.pypirc|db\.sqlite3|credentials)$"
                              r"|(^|/)\.env\.[^/]*$|^app/media/.+")
-# Text files scanned for secret values: the code (app, deploykit) and configuration (the venv holds
-# third-party tests).
-SCANNED_PREFIXES = ("app/", "opt/deploykit/", "etc/", "opt/venv/bin/")
+# Text files scanned for secret values: the code (app, deploykit: installed in the venv's site-packages)
+# and configuration (the rest of the venv holds third-party tests).
+SCANNED_PREFIXES = ("app/", "etc/", "opt/venv/bin/")
+SCANNED_PATTERN = re.compile(r"opt/venv/lib/python3[^/]*/site-packages/deploykit(-[^/]*\.dist-info)?/")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_layers_hold_no_secret_files_or_values(image, tmp_path):
                 path = entry.name.lstrip("./")
                 if FORBIDDEN_FILES.search(path):
                     findings.append(f"{member.name}: forbidden file {path}")
-                if entry.isfile() and path.startswith(SCANNED_PREFIXES) and entry.size < 2_000_000:
+                if entry.isfile() and (path.startswith(SCANNED_PREFIXES) or SCANNED_PATTERN.match(path)) and entry.size < 2_000_000:
                     text = layer.extractfile(entry).read().decode("utf-8", "replace")
                     for pattern in SECRET_PATTERNS:
                         if pattern.search(text):
