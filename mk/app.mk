@@ -26,7 +26,7 @@ app-run: app-deps ## Run the app locally: runserver + worker + beat against a lo
 	@app/bin/dev
 
 contract-render: venv ## Regenerate what the configuration contract gives: docs/configuration.md's tables, .env.example's block, the Ansible allow-list, the chart's config.env block and schema
-	PYTHONPATH=deploykit/src $(CONTRACT) render
+	$(CONTRACT) render
 
 contract-check: venv ## Fail (with a diff naming the file) when a file generated from the configuration contract is stale
-	PYTHONPATH=deploykit/src $(CONTRACT) check
+	$(CONTRACT) check
