@@ -43,12 +43,14 @@ cpu_report() {
 }
 trap cleanup EXIT
 
-# Source snapshots: what a release ships (app/, deploykit/src, the lock, the configuration contract).
+# Source snapshots: what a release is built from (app/, deploykit/ with the LICENSE its own links to,
+# the lock, the configuration contract).
 snapshot() {
     local dest=$1
     rm -rf "$dest" && mkdir -p "$dest/requirements" "$dest/docs"
     tar -C "$ROOT" --exclude='__pycache__' --exclude='*.pyc' --exclude='app/media' --exclude='app/staticfiles' \
-        --exclude='app/db.sqlite3*' --exclude='*.egg-info' -cf - app deploykit/src | tar -C "$dest" -xf -
+        --exclude='app/db.sqlite3*' --exclude='*.egg-info' --exclude='deploykit/build' --exclude='deploykit/dist' \
+        -cf - app deploykit LICENSE | tar -C "$dest" -xf -
     cp requirements/app.lock "$dest/requirements/"
     cp docs/configuration.md "$dest/docs/"
 }
