@@ -4,14 +4,15 @@ contract (typed, with its declared defaults), logs to stdout."""
 import os
 from pathlib import Path
 
-from deploykit import contract, gunicorn_drain
-from deploykit.env import Env
+from deploykit import contract
+from deploykit.ops import gunicorn_drain
+from deploykit.config.env import Env
 
 env = Env(contract=contract.load(project=Path(__file__).resolve().parent.parent / "contract.toml"))
 bind = f"0.0.0.0:{env.value('PORT')}"
 workers = env.value("GUNICORN_WORKERS")
 threads = env.value("GUNICORN_THREADS")
-worker_class = "deploykit.gunicorn_drain.ThreadWorker"  # gthread closing its listeners at once on stop
+worker_class = "deploykit.ops.gunicorn_drain.ThreadWorker"  # gthread closing its listeners at once on stop
 timeout = env.value("GUNICORN_TIMEOUT")
 graceful_timeout = timeout
 keepalive = 5

@@ -4,13 +4,13 @@ The contract (every variable, its type, default and bounds) is declared once: de
 deploykit/src/deploykit/contract/deploykit.toml, this project's own in app/contract.toml; `env.value(NAME)`
 reads a variable as declared. docs/configuration.md is generated from both. In production mode (DJANGO_DEBUG
 off, the default) a missing or insecure required variable stops start-up with a message naming it; see
-deploykit/env.py. Rules across variables (hard limit above soft limit, ...) live here, once.
+deploykit/config/env.py. Rules across variables (hard limit above soft limit, ...) live here, once.
 """
 
 from pathlib import Path
 
 from deploykit import contract
-from deploykit.env import (
+from deploykit.config.env import (
     BROKER_SCHEMES,
     RESULT_BACKEND_SCHEMES,
     Env,
@@ -21,9 +21,9 @@ from deploykit.env import (
     secret_key_problem,
     url_scheme_problem,
 )
-from deploykit.logging import build_logging
-from deploykit.redis_transport import broker_transport
-from deploykit.storage import build_storages
+from deploykit.ops.logging import build_logging
+from deploykit.delivery.redis_transport import broker_transport
+from deploykit.ops.storage import build_storages
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # app/
 REPO_DIR = BASE_DIR.parent
@@ -63,8 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    # Probe paths are answered here: before host validation and the SSL redirect (see deploykit/middleware.py).
-    "deploykit.middleware.ProbeMiddleware",
+    # Probe paths are answered here: before host validation and the SSL redirect (see deploykit/ops/middleware.py).
+    "deploykit.ops.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -197,7 +197,7 @@ _vt_problem = check_visibility_timeout(
 if _vt_problem:
     env.error("DEPLOYKIT_VISIBILITY_TIMEOUT", _vt_problem)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": DEPLOYKIT_VISIBILITY_TIMEOUT}
-# Redis broker (deploykit/lease.py, deploykit/unacked.py): a worker process' lease lasts this long without
+# Redis broker (deploykit/delivery/lease.py, deploykit/delivery/unacked.py): a worker process' lease lasts this long without
 # renewal; what a process held is requeued once its lease expired (it died, or lost Redis that long), by
 # a round every consumer runs every DEPLOYKIT_RECOVERY_INTERVAL seconds in its event loop. Ignored on RabbitMQ.
 DEPLOYKIT_LEASE_TTL = env.value("DEPLOYKIT_LEASE_TTL")
@@ -259,7 +259,7 @@ CELERY_TASK_ROUTES = {
 # otherwise: DEPLOYKIT_MAX_REDELIVERIES (counted by the app on every redelivery) must end it first.
 # "classic" keeps the queues as before (direct exchanges, worker-held countdowns), for a deployment whose
 # existing classic queues are not migrated yet: RabbitMQ refuses to redeclare a queue with another type.
-from deploykit import rabbitmq  # noqa: E402
+from deploykit.delivery import rabbitmq  # noqa: E402
 
 DEPLOYKIT_RABBITMQ_QUEUE_TYPE = env.value("DEPLOYKIT_RABBITMQ_QUEUE_TYPE")
 if DEPLOYKIT_RABBITMQ_QUEUE_TYPE not in rabbitmq.QUEUE_TYPES:
@@ -286,7 +286,7 @@ BEAT_LOCK_ID = 0x0BEA7  # any constant bigint, unique per project sharing a data
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 DEPLOYKIT_BEAT_LAST_RUN = "jobs.models.beat_last_run"  # read by /status
 
-# --- Web drain (deploykit/gunicorn_drain.py, docs/reliability.md#web-rollouts) ---------------------------
+# --- Web drain (deploykit/ops/gunicorn_drain.py, docs/reliability.md#web-rollouts) ---------------------------
 # Seconds gunicorn keeps serving after SIGTERM, answering /readyz 503 and closing kept-alive connections,
 # so a Service or load balancer in front stops sending new requests before the listener closes. 0 where
 # nothing routes around this process (one web container behind the Compose proxy); the chart sets 10.
@@ -387,7 +387,7 @@ REST_FRAMEWORK = {
     # the ingress controller): the last X-Forwarded-For entry, which a client cannot forge past that proxy.
     "NUM_PROXIES": 1,
 }
-# Per-client limits of the endpoints that create background work (deploykit/throttle.py): 429 + Retry-After.
+# Per-client limits of the endpoints that create background work (deploykit/ops/throttle.py): 429 + Retry-After.
 DEPLOYKIT_API_THROTTLE_RATE = env.value("DEPLOYKIT_API_THROTTLE_RATE", cast=parse_rate)
 DEPLOYKIT_API_THROTTLE_UPLOAD_RATE = env.value("DEPLOYKIT_API_THROTTLE_UPLOAD_RATE", cast=parse_rate)
 # The counters must be shared by every gunicorn worker and web container: Redis when the broker or the
@@ -416,7 +416,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- deploykit: task idempotency guard, beat lock connection ----------------------------------------
-# Guard rows (deploykit/idempotency.py) must outlive every redelivery of their task id: each of the up to
+# Guard rows (deploykit/delivery/idempotency.py) must outlive every redelivery of their task id: each of the up to
 # DEPLOYKIT_MAX_REDELIVERIES redeliveries can come a visibility timeout after the last.
 DEPLOYKIT_IDEMPOTENCY_RETENTION = env.value("DEPLOYKIT_IDEMPOTENCY_RETENTION")
 _idem_min = DEPLOYKIT_VISIBILITY_TIMEOUT * (DEPLOYKIT_MAX_REDELIVERIES + 1) + CELERY_TASK_TIME_LIMIT
@@ -426,7 +426,7 @@ if DEPLOYKIT_IDEMPOTENCY_RETENTION < _idem_min:
               "CELERY_TASK_TIME_LIMIT): a redelivered task would find its guard row gone and run again")
 CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {"task": "deploykit.purge_idempotency_keys", "schedule": 3600.0}
 # Beat's single-instance lock is a session advisory lock: it needs a direct connection to PostgreSQL, not
-# one through PgBouncer in transaction mode (deploykit/beat.py refuses that and names this variable).
+# one through PgBouncer in transaction mode (deploykit/ops/beat.py refuses that and names this variable).
 DEPLOYKIT_BEAT_LOCK_DATABASE = env.db("DEPLOYKIT_BEAT_LOCK_DATABASE_URL")
 if DEPLOYKIT_BEAT_LOCK_DATABASE and DEPLOYKIT_BEAT_LOCK_DATABASE["ENGINE"] != "django.db.backends.postgresql":
     env.error("DEPLOYKIT_BEAT_LOCK_DATABASE_URL", "must be a postgres:// URL (the lock is a PostgreSQL advisory lock)")
@@ -436,7 +436,7 @@ DEPLOYKIT_BEAT_LOCK_TIMEOUT = env.value("DEPLOYKIT_BEAT_LOCK_TIMEOUT")
 
 # --- Logging ---------------------------------------------------------------------------------------
 LOG_FORMAT = env.value("LOG_FORMAT")  # text or json (the contract's choices)
-LOG_LEVEL = env.value("LOG_LEVEL")  # one of deploykit.logging.VALID_LEVELS (the contract's choices)
+LOG_LEVEL = env.value("LOG_LEVEL")  # one of deploykit.ops.logging.VALID_LEVELS (the contract's choices)
 LOGGING = build_logging(LOG_FORMAT, LOG_LEVEL)
 
 env.raise_if_invalid()

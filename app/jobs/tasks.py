@@ -364,7 +364,7 @@ def cleanup() -> dict:
     """Remove expired results, images, reports (with their files) and bookkeeping rows."""
     from celery import current_app
     from deploykit.models import TaskDelivery
-    from deploykit.storage import abort_stale_uploads
+    from deploykit.ops.storage import abort_stale_uploads
 
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.CLEANUP_MAX_AGE_SECONDS)

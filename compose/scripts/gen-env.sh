@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 ENV_FILE=${1:-.env}
 SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD"
 SECRETS+=" DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"
-# Same spirit as the app's list (deploykit/src/deploykit/env.py): values nobody should deploy with.
+# Same spirit as the app's list (deploykit/src/deploykit/config/env.py): values nobody should deploy with.
 PLACEHOLDERS="change-me changeme change_me secret password admin insecure example default test xxx todo flower guest postgres redis rabbitmq"
 
 # Alphanumeric only: the values are embedded in URLs (DATABASE_URL, CELERY_BROKER_URL) unescaped.

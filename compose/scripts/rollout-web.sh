@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replace the web container(s) without a failed request: start a new one beside each old one, wait until
 # it is healthy, then stop the old. The proxy dials the name `web`, which resolves to every web container:
-# a stopping one refuses at once (it closes its listener first, deploykit/gunicorn_drain.py) and the dial
+# a stopping one refuses at once (it closes its listener first, deploykit/ops/gunicorn_drain.py) and the dial
 # goes on to the next address, so no request reaches a closed port. Compose's own recreate stops the
 # old container first, and requests that arrive meanwhile fail (issue 16).
 # Usage: compose/scripts/rollout-web.sh docker compose -p PROJECT -f FILE... (the stack's compose command)

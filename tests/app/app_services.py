@@ -408,7 +408,7 @@ def switch_broker(app, **conf):
     (Celery itself prefers the CELERY_BROKER_URL environment variable over its configuration.)"""
     from kombu import pools
 
-    from deploykit.redis_transport import broker_transport
+    from deploykit.delivery.redis_transport import broker_transport
 
     conf.setdefault("broker_transport", broker_transport(conf["broker_url"]))  # as config/settings.py picks it
     os.environ["CELERY_BROKER_URL"] = conf["broker_url"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from celery import shared_task
 from django.db import connection, transaction
 
-from deploykit import idempotency
+from deploykit.delivery import idempotency
 
 
 def note(directory: str, *words) -> None:

@@ -1,4 +1,4 @@
-"""deploykit.idempotency: a task id's guarded side effect commits once.
+"""deploykit.delivery.idempotency: a task id's guarded side effect commits once.
 
 Units on the suite's SQLite database; then a real prefork worker on PostgreSQL + Redis running the tasks of
 idem_tasks.py: a pool child SIGKILLed after its transaction committed but before the ack (the crash class:
@@ -18,7 +18,7 @@ from app_services import BIN, app_env, wait_for, wait_heartbeat
 from django.db import transaction
 from django.utils import timezone
 
-from deploykit import idempotency
+from deploykit.delivery import idempotency
 from deploykit.models import IdempotencyKey
 
 TESTS = Path(__file__).resolve().parent

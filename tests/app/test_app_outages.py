@@ -131,7 +131,7 @@ def test_start_migrate_checks_object_storage_before_migrating(tmp_path):
 
 def test_worker_runs_without_gossip_and_is_still_seen(worker):
     """start-worker disables gossip (docs/app.md); /status still finds the worker (a control ping)."""
-    from deploykit.checks import workers_seen
+    from deploykit.ops.checks import workers_seen
 
     assert b"--without-gossip" in open(f"/proc/{worker.proc.pid}/cmdline", "rb").read()
     assert any(name.startswith("default-io-images@") for name in workers_seen(timeout=5))

@@ -4,7 +4,7 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from deploykit import checks
+from deploykit.ops import checks
 from jobs.models import BeatTick
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +139,7 @@ def test_workers_seen_handles_errors(monkeypatch):
 
 
 def test_probe_paths_setting(settings):
-    from deploykit.middleware import probe_paths
+    from deploykit.ops.middleware import probe_paths
 
     settings.DEPLOYKIT_PROBE_PATHS = ["/healthz"]
     assert probe_paths() == ("/healthz",)

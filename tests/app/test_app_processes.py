@@ -62,7 +62,7 @@ def test_start_migrate_is_idempotent_and_manages_the_superuser(pg):
 @pytest.mark.postgres
 def test_a_prefork_worker_keeps_its_database_connection_only_across_successful_tasks(pg, start_app, tmp_path,
                                                                                       monkeypatch):
-    """deploykit.dbconn, with results in PostgreSQL (django-db, as on the RabbitMQ variant): the child's
+    """deploykit.delivery.dbconn, with results in PostgreSQL (django-db, as on the RabbitMQ variant): the child's
     connection survives successful tasks (Celery alone opens one per task), and a failed task closes it."""
     import psycopg
     from celery import Celery
@@ -199,7 +199,7 @@ def test_web_stops_gracefully_on_sigterm(web):
     assert web.stop(signal.SIGTERM, timeout=40) == 0
 
 
-# --- web: drain and stop (deploykit/gunicorn_drain.py) ----------------------------------------------------
+# --- web: drain and stop (deploykit/ops/gunicorn_drain.py) ----------------------------------------------------
 def test_web_drains_before_it_stops(start_app, django_db_setup, redis_server):
     """SIGTERM with DEPLOYKIT_WEB_DRAIN_SECONDS: /readyz turns 503 at once and every answer closes its
     connection, yet requests are still served; gunicorn stops only after the drain."""

@@ -17,7 +17,7 @@ def amqp_worker(rabbitmq_server, django_db_setup, django_db_blocker, tmp_path_fa
     from django.conf import settings
 
     from config.celery import app
-    from deploykit import rabbitmq
+    from deploykit.delivery import rabbitmq
 
     heartbeat = tmp_path_factory.mktemp("amqp") / "hb"
     env = app_env(CELERY_BROKER_URL=rabbitmq_server.url, CELERY_WORKER_QUEUES="default,io,images",

@@ -1,4 +1,4 @@
-"""deploykit.redis_transport against a real redis-server: kombu's commands share one redis.Redis per
+"""deploykit.delivery.redis_transport against a real redis-server: kombu's commands share one redis.Redis per
 channel and pool (the journal itself is proven in test_app_unacked.py and by tests/chaos)."""
 
 import kombu
@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 def test_one_client_per_channel_and_pool_serves_publish_receipt_and_ack(redis_server):
     queue = kombu.Queue("transport-test", kombu.Exchange("transport-test"), "transport-test")
-    with kombu.Connection(redis_server.url, transport="deploykit.redis_transport:Transport") as conn:
+    with kombu.Connection(redis_server.url, transport="deploykit.delivery.redis_transport:Transport") as conn:
         channel = conn.default_channel
         built = []  # the synchronous clients the channel builds (the BRPOP client is asynchronous)
         create = channel._create_client

@@ -1,4 +1,4 @@
-"""deploykit.request: a task killed by a connection-loss cancel it was not part of is redelivered, while a
+"""deploykit.delivery.request: a task killed by a connection-loss cancel it was not part of is redelivered, while a
 real revoke still ends REVOKED. Real Celery requests on real messages (kombu's in-memory broker) and the
 real result backend (redis-server); the Compose-level proof is tests/chaos (redis-restart)."""
 
@@ -11,7 +11,7 @@ from celery.worker.request import revoked_tasks
 from kombu import Connection
 from kombu.utils import symbol_by_name
 
-from deploykit.request import RedeliverUnrevokedRequest
+from deploykit.delivery.request import RedeliverUnrevokedRequest
 from jobs import tasks
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import sys
 import pytest
 from app_services import APP, app_env
 
-from deploykit import env as envmod
+from deploykit.config import env as envmod
 
 GOOD_KEY = secrets.token_urlsafe(64)
 PRODUCTION = {
@@ -241,8 +241,8 @@ def test_supported_broker_and_result_schemes_are_accepted(monkeypatch, broker, b
         values["CELERY_RESULT_BACKEND"] = backend
     loaded = load_settings(monkeypatch, **values)
     assert loaded["CELERY_BROKER_URL"] == broker
-    # Redis brokers get the journaling transport (deploykit/redis_transport.py); others kombu's own.
-    journaling = "deploykit.redis_transport:Transport" if broker.startswith("redis") else None
+    # Redis brokers get the journaling transport (deploykit/delivery/redis_transport.py); others kombu's own.
+    journaling = "deploykit.delivery.redis_transport:Transport" if broker.startswith("redis") else None
     assert loaded["CELERY_BROKER_TRANSPORT"] == journaling
 
 
@@ -322,7 +322,7 @@ def test_s3_storage_settings(monkeypatch):
                            DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID="app", DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY="a-long-s3-secret",
                            DEPLOYKIT_STORAGE_S3_ENDPOINT_URL="http://s3:9000")
     default = loaded["STORAGES"]["default"]
-    assert default["BACKEND"] == "deploykit.storage.S3Storage"
+    assert default["BACKEND"] == "deploykit.ops.storage.S3Storage"
     assert default["OPTIONS"]["bucket_name"] == "media"
 
 

@@ -5,8 +5,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from deploykit import storage
-from deploykit.env import Env
+from deploykit.ops import storage
+from deploykit.config.env import Env
 
 S3_ENV = {"DEPLOYKIT_STORAGE_BACKEND": "s3", "DEPLOYKIT_STORAGE_S3_BUCKET": "media", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": "app-key",
           "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": "a-long-s3-secret", "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL": "http://s3:9000",

@@ -1,4 +1,4 @@
-"""Per-client rate limits of the endpoints that create work (deploykit/throttle.py): 429 + Retry-After + a
+"""Per-client rate limits of the endpoints that create work (deploykit/ops/throttle.py): 429 + Retry-After + a
 JSON message; one budget per client however many gunicorn processes answer, on Redis and on RabbitMQ
 (counters in the database); a cache that cannot be reached lets requests through."""
 

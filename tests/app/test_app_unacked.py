@@ -1,6 +1,6 @@
 """Integration: on Redis, a message goes back on its queue only once the lease of the worker process that
-received it has expired (deploykit.lease, deploykit.unacked); with the publish journal
-(deploykit.redis_transport, deploykit.lost) also a message popped and never recorded.
+received it has expired (deploykit.delivery.lease, deploykit.delivery.unacked); with the publish journal
+(deploykit.delivery.redis_transport, deploykit.delivery.lost) also a message popped and never recorded.
 
 Own redis-server and workers (the session worker would pick the tasks up too), so which worker holds
 what is known. Runs are counted with jobs.tasks.side_effect (one Execution row per run). The
@@ -17,9 +17,9 @@ import pytest
 import redis
 from app_services import AppProcess, Redis, app_env, switch_broker, wait_for, wait_state
 
-from deploykit import lease, lost, unacked
+from deploykit.delivery import lease, lost, unacked
 from deploykit.models import TaskDelivery
-from deploykit.redis_transport import OWNERS_KEY, entries_key, order_key
+from deploykit.delivery.redis_transport import OWNERS_KEY, entries_key, order_key
 from jobs import tasks
 from jobs.models import Execution
 

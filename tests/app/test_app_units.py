@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image
 
 from deploykit import celery as dk_celery
-from deploykit.logging import TaskContextFilter, build_logging
+from deploykit.ops.logging import TaskContextFilter, build_logging
 from deploykit.models import TaskDelivery
 from jobs import tasks
 from jobs.models import BeatTick, Report, SentEmail, Status, TaskRecord, UploadedImage
@@ -181,7 +181,7 @@ def test_heartbeat_step_touches_only_while_connected(tmp_path, settings):
     step.shutdown(consumer)  # idempotent
 
 
-# --- deploykit.logging -------------------------------------------------------------------------------
+# --- deploykit.ops.logging -------------------------------------------------------------------------------
 def test_json_logging_config_and_task_filter():
     config = build_logging("json", "nonsense")
     assert config["root"]["level"] == "INFO"
@@ -211,9 +211,9 @@ def test_check_storage_and_ensure_bucket_on_filesystem(media, capsys):
     assert "storage OK" in capsys.readouterr().out
 
 
-# --- deploykit.beat on SQLite (the PostgreSQL lock is tested with real processes) ---------------------
+# --- deploykit.ops.beat on SQLite (the PostgreSQL lock is tested with real processes) ---------------------
 def test_file_lock_single_holder(tmp_path):
-    from deploykit.beat import FileLock
+    from deploykit.ops.beat import FileLock
 
     first, second = FileLock(tmp_path / "beat.lock"), FileLock(tmp_path / "beat.lock")
     assert first.acquire(wait=False)
@@ -228,7 +228,7 @@ def test_file_lock_single_holder(tmp_path):
 def test_file_lock_standby_then_takeover(tmp_path, caplog):
     import threading
 
-    from deploykit.beat import FileLock
+    from deploykit.ops.beat import FileLock
 
     holder = FileLock(tmp_path / "beat.lock")
     assert holder.try_acquire()
@@ -241,7 +241,7 @@ def test_file_lock_standby_then_takeover(tmp_path, caplog):
 
 
 def test_run_beat_refuses_without_wait():
-    from deploykit import beat
+    from deploykit.ops import beat
 
     lock = beat.lock_for_database()
     assert isinstance(lock, beat.FileLock) and lock.try_acquire()
@@ -252,7 +252,7 @@ def test_run_beat_refuses_without_wait():
 
 
 def test_watchdog_stops_the_process_when_the_lock_is_lost(monkeypatch):
-    from deploykit import beat
+    from deploykit.ops import beat
 
     kills, exits = [], []
     monkeypatch.setattr(beat.os, "kill", lambda pid, sig: kills.append(sig))
@@ -270,6 +270,6 @@ def test_the_redis_transport_refuses_a_kombu_of_another_minor_series(monkeypatch
     import kombu
 
     monkeypatch.setattr(kombu, "__version__", "5.8.0")
-    monkeypatch.delitem(sys.modules, "deploykit.redis_transport")
+    monkeypatch.delitem(sys.modules, "deploykit.delivery.redis_transport")
     with pytest.raises(ImportError, match=r"kombu and Celery 5\.7\.x; found kombu 5\.8\.0"):
-        importlib.import_module("deploykit.redis_transport")
+        importlib.import_module("deploykit.delivery.redis_transport")

@@ -15,8 +15,8 @@ from test_app_settings import PRODUCTION, load_settings
 
 from deploykit import contract
 from deploykit.contract import ContractError, render
-from deploykit.env import Env
-from deploykit.logging import VALID_LEVELS
+from deploykit.config.env import Env
+from deploykit.ops.logging import VALID_LEVELS
 
 PROJECT = APP / "contract.toml"
 START_SCRIPTS = sorted(APP.glob("bin/start-*")) + [APP / "bin" / "worker-healthcheck"]

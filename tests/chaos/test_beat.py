@@ -1,4 +1,4 @@
-"""A second beat started by mistake waits as standby; nothing periodic runs twice (deploykit/beat.py)."""
+"""A second beat started by mistake waits as standby; nothing periodic runs twice (deploykit/ops/beat.py)."""
 
 from __future__ import annotations
 

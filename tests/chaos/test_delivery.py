@@ -19,7 +19,7 @@ RECOVERY_INTERVAL = 10  # DEPLOYKIT_RECOVERY_INTERVAL's shipped default
 
 
 def last_round(stack) -> float:
-    """Redis: when the last recovery round ran (deploykit.unacked.LAST_ROUND_KEY), 0 before the first."""
+    """Redis: when the last recovery round ran (deploykit.delivery.unacked.LAST_ROUND_KEY), 0 before the first."""
     return float(redis_cli(stack, "get", "deploykit.recovery_last_round") or 0) if BROKER == "redis" else time.time()
 
 

@@ -2,7 +2,7 @@
 on a running stack) starts a new web container beside the old one, waits until it is healthy, then stops
 the old, while clients send 30 requests/s through the proxy, each on a new connection and without retries:
 half read a task's result, half start tasks. The old web closes its listener as soon as it stops accepting
-(deploykit/gunicorn_drain.py), so the proxy's dial of `web` goes on to the new container's address."""
+(deploykit/ops/gunicorn_drain.py), so the proxy's dial of `web` goes on to the new container's address."""
 
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ def app_deployments() -> dict[str, dict]:
 def test_helm_upgrade_with_a_changed_setting_rolls_every_app_pod_under_load_failing_no_request_running_every_task_once():
     """`helm upgrade` rolls every app pod while clients send 30 requests/s through the front door, each on
     a new connection, and side-effect tasks of 15 s are in flight on the rolling workers: no request may
-    fail (web drains: deploykit/gunicorn_drain.py), no task may be lost or run twice (worker leases)."""
+    fail (web drains: deploykit/ops/gunicorn_drain.py), no task may be lost or run twice (worker leases)."""
     before = app_deployments()
     assert {f"{FULL}-web", f"{FULL}-beat", f"{FULL}-flower", f"{FULL}-worker-default"} <= set(before)
     old_pods = [p for p in release_pods() if p["metadata"]["labels"]["app.kubernetes.io/component"]

@@ -101,7 +101,7 @@ def test_the_baseline_starts_checks_cleanly(tmp_path):
                            cwd=REPO / "app", capture_output=True, text=True, timeout=120,
                            env={**os.environ, **env})
     assert check.returncode == 0, check.stdout + check.stderr
-    flower = subprocess.run([sys.executable, "-c", "import sys; from deploykit.env import check_flower; "
+    flower = subprocess.run([sys.executable, "-c", "import sys; from deploykit.config.env import check_flower; "
                              "sys.exit(str(check_flower()) if check_flower() else 0)"],
                             cwd=REPO / "app", capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert flower.returncode == 0, flower.stderr

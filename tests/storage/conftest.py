@@ -179,8 +179,8 @@ def make_storage(s3_server):
     """Build a storage from an environment-contract mapping, exactly as settings.py does."""
     from django.utils.module_loading import import_string
 
-    from deploykit.env import Env
-    from deploykit.storage import build_storages
+    from deploykit.config.env import Env
+    from deploykit.ops.storage import build_storages
 
     def make(**overrides: str):
         environ = {

@@ -101,7 +101,7 @@ def test_periodic_cleanup_removes_expired_files_from_the_bucket_and_keeps_fresh_
 
 
 def test_stale_multipart_uploads_are_aborted(default_bucket, s3_client):
-    from deploykit.storage import abort_stale_uploads
+    from deploykit.ops.storage import abort_stale_uploads
 
     upload = s3_client.create_multipart_upload(Bucket=default_bucket, Key="uploads/crashed-writer.bin")
     s3_client.upload_part(Bucket=default_bucket, Key="uploads/crashed-writer.bin", UploadId=upload["UploadId"],

@@ -34,7 +34,7 @@ def test_the_configured_default_storage_is_the_s3_server(default_bucket, s3_serv
     from django.core.files.storage import storages
 
     default_storage = storages["default"]
-    assert type(default_storage).__module__ == "deploykit.storage"
+    assert type(default_storage).__module__ == "deploykit.ops.storage"
     assert default_storage.bucket_name == default_bucket
     assert default_storage.endpoint_url == s3_server.endpoint
 
@@ -107,7 +107,7 @@ def test_bucket_is_private_anonymous_requests_are_refused(make_storage, default_
 
 
 def test_ensure_bucket_reports_the_bucket_private_and_creates_it_idempotently(make_storage, s3_client):
-    from deploykit.storage import anonymous_access, ensure_bucket
+    from deploykit.ops.storage import anonymous_access, ensure_bucket
 
     storage = make_storage(DEPLOYKIT_STORAGE_S3_BUCKET="fresh-bucket-for-ensure")
     assert "created" in ensure_bucket(storage)
@@ -158,7 +158,7 @@ def test_presigned_url_forces_safe_headers_even_for_objects_written_by_other_too
 
 
 def test_non_ascii_and_quote_file_names_are_encoded_in_content_disposition():
-    from deploykit.storage import content_disposition
+    from deploykit.ops.storage import content_disposition
 
     value = content_disposition('reports/1/Bericht "März";.csv')
     assert value.startswith('attachment; filename="Bericht _M_rz__.csv"')

@@ -13,7 +13,7 @@ from conftest import APP_DIR, free_port
 
 
 def test_missing_bucket_names_the_bucket_variable(make_storage, default_bucket):
-    from deploykit.storage import check_storage
+    from deploykit.ops.storage import check_storage
 
     problems = check_storage(make_storage(DEPLOYKIT_STORAGE_S3_BUCKET="no-such-bucket-here"))
     assert len(problems) == 1
@@ -26,7 +26,7 @@ def test_missing_bucket_names_the_bucket_variable(make_storage, default_bucket):
     [{"DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": "a-wrong-secret-key-0123456789"}, {"DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": "unknownkey"}],
 )
 def test_bad_credentials_name_the_credential_variables(make_storage, default_bucket, override):
-    from deploykit.storage import check_storage
+    from deploykit.ops.storage import check_storage
 
     problems = check_storage(make_storage(**override))
     assert len(problems) == 1
@@ -34,7 +34,7 @@ def test_bad_credentials_name_the_credential_variables(make_storage, default_buc
 
 
 def test_unreachable_store_names_the_endpoint_variable(make_storage):
-    from deploykit.storage import check_storage
+    from deploykit.ops.storage import check_storage
 
     dead = f"http://127.0.0.1:{free_port()}"
     problems = check_storage(make_storage(DEPLOYKIT_STORAGE_S3_ENDPOINT_URL=dead))
@@ -43,14 +43,14 @@ def test_unreachable_store_names_the_endpoint_variable(make_storage):
 
 
 def test_good_configuration_passes_and_leaves_no_probe_objects(make_storage, default_bucket, s3_client):
-    from deploykit.storage import PROBE_PREFIX, check_storage
+    from deploykit.ops.storage import PROBE_PREFIX, check_storage
 
     assert check_storage(make_storage()) == []
     assert not s3_client.list_objects_v2(Bucket=default_bucket, Prefix=PROBE_PREFIX).get("Contents")
 
 
 def test_ensure_bucket_with_bad_credentials_fails_without_creating_anything(make_storage, s3_client):
-    from deploykit.storage import StorageError, ensure_bucket
+    from deploykit.ops.storage import StorageError, ensure_bucket
 
     storage = make_storage(DEPLOYKIT_STORAGE_S3_BUCKET="never-created", DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY="wrong-secret-0123456789")
     with pytest.raises(StorageError, match=r"^DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID/DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY:"):
@@ -95,7 +95,7 @@ def test_ensure_bucket_command_creates_the_bucket(s3_client):
 
 
 def test_ensure_bucket_on_filesystem_creates_media_root(make_storage, tmp_path):
-    from deploykit.storage import ensure_bucket
+    from deploykit.ops.storage import ensure_bucket
 
     media = tmp_path / "media" / "nested"
     assert "filesystem storage ready" in ensure_bucket(make_storage(DEPLOYKIT_STORAGE_BACKEND="filesystem", MEDIA_ROOT=str(media)))
@@ -104,8 +104,8 @@ def test_ensure_bucket_on_filesystem_creates_media_root(make_storage, tmp_path):
 
 @pytest.mark.parametrize("missing", ["DEPLOYKIT_STORAGE_S3_BUCKET", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"])
 def test_production_settings_refuse_s3_without_its_required_variables(missing):
-    from deploykit.env import Env
-    from deploykit.storage import build_storages
+    from deploykit.config.env import Env
+    from deploykit.ops.storage import build_storages
 
     environ = {"DEPLOYKIT_STORAGE_BACKEND": "s3", "DEPLOYKIT_STORAGE_S3_BUCKET": "b", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID": "k",
                "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": "a-real-looking-secret-value-123"}
@@ -117,8 +117,8 @@ def test_production_settings_refuse_s3_without_its_required_variables(missing):
 
 
 def test_unknown_storage_backend_is_refused():
-    from deploykit.env import Env
-    from deploykit.storage import build_storages
+    from deploykit.config.env import Env
+    from deploykit.ops.storage import build_storages
 
     env = Env({"DJANGO_DEBUG": "true", "DEPLOYKIT_STORAGE_BACKEND": "nfs"})
     build_storages(env, media_root="/tmp/x", debug=True)

@@ -14,7 +14,7 @@ from django.http import Http404, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, status
 
-from deploykit.outages import RETRY_AFTER_SECONDS, outage_message, outage_of
+from deploykit.ops.outages import RETRY_AFTER_SECONDS, outage_message, outage_of
 
 logger = logging.getLogger("jobs.api")  # the logger name docs/api.md gives
 
@@ -104,7 +104,7 @@ def get_or_404(model, raw_id: str, what: str):
 ERROR_SCHEMA = inline_serializer("Error", {"error": serializers.CharField(), "details": serializers.DictField(required=False)})
 # Every endpoint that reads a JSON body (parsers.py): malformed 400, too large 413, not UTF-8 JSON 415.
 BAD_JSON_BODY = {400: ERROR_SCHEMA, 413: ERROR_SCHEMA, 415: ERROR_SCHEMA}
-# Every endpoint that creates background work is rate-limited per client (deploykit/throttle.py).
+# Every endpoint that creates background work is rate-limited per client (deploykit/ops/throttle.py).
 THROTTLED = {429: OpenApiResponse(ERROR_SCHEMA, description="Too many requests from this client; retry after "
                                                             "Retry-After seconds.")}
 RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, required=True, response=[429],

@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import FileResponse, HttpResponseRedirect
 
-from deploykit.storage import content_disposition, safe_content_type
+from deploykit.ops.storage import content_disposition, safe_content_type
 
 
 def serve_file(name: str, filename: str):
     """Stream from filesystem storage; redirect to a short-lived presigned URL for object storage.
 
-    Both ways with the safe headers of deploykit.storage (allowlisted Content-Type from the stored
+    Both ways with the safe headers of deploykit.ops.storage (allowlisted Content-Type from the stored
     name, never the uploader's claim; inline only for raster images), so the two modes behave alike.
     """
     content_type = safe_content_type(name)

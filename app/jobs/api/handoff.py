@@ -7,7 +7,7 @@ from django.db import transaction
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from deploykit.outages import outage_message, outage_of
+from deploykit.ops.outages import outage_message, outage_of
 
 from .errors import ServiceUnavailable
 

@@ -11,7 +11,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deploykit.throttle import UploadRateThrottle
+from deploykit.ops.throttle import UploadRateThrottle
 
 from ..models import Status, UploadedImage
 from ..tasks import image_workflow

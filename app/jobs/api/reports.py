@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deploykit.throttle import CreateRateThrottle
+from deploykit.ops.throttle import CreateRateThrottle
 
 from ..models import Report, Status
 from ..tasks import generate_report

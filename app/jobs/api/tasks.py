@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deploykit.throttle import CreateRateThrottle
+from deploykit.ops.throttle import CreateRateThrottle
 
 from ..models import TaskRecord
 from ..tasks import DEMO_TASKS

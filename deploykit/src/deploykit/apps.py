@@ -8,4 +8,4 @@ class DeploykitConfig(AppConfig):
 
     def ready(self):
         # Registers deploykit.purge_idempotency_keys with every worker (the module defines a shared task).
-        from . import idempotency  # noqa: F401
+        from .delivery import idempotency  # noqa: F401

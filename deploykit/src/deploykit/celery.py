@@ -15,7 +15,7 @@ from pathlib import Path
 from celery import bootsteps, signals
 from celery.contrib.django.task import DjangoTask
 
-from . import dbconn, lease, rabbitmq
+from .delivery import dbconn, lease, rabbitmq
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class BoundedRedeliveryTask(DjangoTask):
     """
 
     # A task killed by a connection-loss cancel it was not part of is redelivered, not REVOKED and acked.
-    Request = "deploykit.request:RedeliverUnrevokedRequest"
+    Request = "deploykit.delivery.request:RedeliverUnrevokedRequest"
 
     def __call__(self, *args, **kwargs):
         request = self.request
@@ -119,15 +119,15 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
 
 class LeaseStep(bootsteps.StartStopStep):
-    """Consumer bootstep: takes the worker process' lease (deploykit.lease) before the event loop first
+    """Consumer bootstep: takes the worker process' lease (deploykit.delivery.lease) before the event loop first
     consumes, on a Redis broker. The lease is not stopped with the consumer: it lives until the process
     exits (a warm shutdown stops the consumer, then acks what the pool finishes). A second start is a
-    reconnect after a lost broker, and takes a new owner id (see deploykit.lease)."""
+    reconnect after a lost broker, and takes a new owner id (see deploykit.delivery.lease)."""
 
     requires = ("celery.worker.consumer.connection:Connection",)
 
     def start(self, c):
-        from .redis_transport import Channel
+        from .delivery.redis_transport import Channel
 
         if isinstance(c.connection.default_channel, Channel):
             options = c.app.conf.broker_transport_options or {}

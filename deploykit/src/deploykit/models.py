@@ -21,7 +21,7 @@ class TaskDelivery(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    """One row per task id (+ optional suffix) whose guarded side effect committed (deploykit/idempotency.py).
+    """One row per task id (+ optional suffix) whose guarded side effect committed (deploykit/delivery/idempotency.py).
 
     Written in the same transaction as the side effect: a redelivered copy of the task finds it and skips.
     """

@@ -2,10 +2,10 @@
 
 from django.urls import path
 
-from . import views
+from .ops import probes
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
-    path("status", views.status, name="status"),
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
+    path("status", probes.status, name="status"),
 ]

@@ -2,7 +2,7 @@
 
 deploykit declares its own variables in `deploykit.toml` beside this module; a project layers its own
 file of the same form over it (`load(project=...)`). Each variable has a name, a type, a default, bounds,
-whether it is required or secret, an owner and a one-line doc. `deploykit.env.Env.value(name)` reads a
+whether it is required or secret, an owner and a one-line doc. `deploykit.config.env.Env.value(name)` reads a
 variable as declared; `deploykit.contract.render` generates the documentation and allow-lists from it.
 """
 

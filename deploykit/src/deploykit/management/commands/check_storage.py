@@ -6,7 +6,7 @@ message naming the variable instead of silently writing to a new empty bucket.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deploykit.storage import check_storage
+from deploykit.ops.storage import check_storage
 
 
 class Command(BaseCommand):

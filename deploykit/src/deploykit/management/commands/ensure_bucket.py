@@ -7,7 +7,7 @@ creates/checks MEDIA_ROOT. Exits non-zero with a message naming the variable to 
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deploykit.storage import StorageError, ensure_bucket
+from deploykit.ops.storage import StorageError, ensure_bucket
 
 
 class Command(BaseCommand):

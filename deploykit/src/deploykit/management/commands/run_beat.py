@@ -1,11 +1,11 @@
-"""Start Celery beat under the single-instance lock (see deploykit/beat.py)."""
+"""Start Celery beat under the single-instance lock (see deploykit/ops/beat.py)."""
 
 import sys
 
 from celery import current_app
 from django.core.management.base import BaseCommand
 
-from deploykit.beat import run_beat
+from deploykit.ops.beat import run_beat
 
 
 class Command(BaseCommand):

@@ -51,7 +51,7 @@ def check_queue_types(sender=None, **kwargs) -> None:
             for queue in app.amqp.queues.consume_from.values():
                 queue.bind(channel).declare()
     except PreconditionFailed as exc:
-        logging.getLogger(__name__).critical(
+        logging.getLogger("deploykit.rabbitmq").critical(
             "RabbitMQ refused the %s queue declarations (DEPLOYKIT_RABBITMQ_QUEUE_TYPE=%s): %s. This vhost holds "
             "the queues of an earlier release: migrate them (docs/reliability.md, 'RabbitMQ: quorum queues': a new "
             "vhost, or drain and delete) or set DEPLOYKIT_RABBITMQ_QUEUE_TYPE=%s until then",

@@ -39,7 +39,7 @@ S3_CREDENTIAL_VARS = "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID/DEPLOYKIT_STORAGE_S3_SE
 
 
 def build_storages(env: Any, *, media_root: str, debug: bool) -> dict[str, dict[str, Any]]:
-    """Return the STORAGES setting. `env` is a deploykit.env.Env (problems are collected on it; an unknown
+    """Return the STORAGES setting. `env` is a deploykit.config.env.Env (problems are collected on it; an unknown
     DEPLOYKIT_STORAGE_BACKEND is refused by the contract's choices and read as the default, filesystem)."""
     backend = env.value("DEPLOYKIT_STORAGE_BACKEND")
     static = {"BACKEND": STATIC_STORAGE}
@@ -49,7 +49,7 @@ def build_storages(env: Any, *, media_root: str, debug: bool) -> dict[str, dict[
         "OPTIONS": {"location": media_root, "file_permissions_mode": 0o640, "directory_permissions_mode": 0o750},
     }
     if backend == "s3":
-        default = {"BACKEND": "deploykit.storage.S3Storage", "OPTIONS": _s3_options(env, debug)}
+        default = {"BACKEND": "deploykit.ops.storage.S3Storage", "OPTIONS": _s3_options(env, debug)}
     else:
         default = filesystem
     return {"default": default, "staticfiles": static}

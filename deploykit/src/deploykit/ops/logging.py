@@ -46,7 +46,7 @@ def build_logging(log_format: str = "text", level: str = "INFO") -> dict[str, An
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"task": {"()": "deploykit.logging.TaskContextFilter"}},
+        "filters": {"task": {"()": "deploykit.ops.logging.TaskContextFilter"}},
         "formatters": formatters,
         "handlers": {
             "stdout": {

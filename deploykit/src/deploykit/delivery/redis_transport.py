@@ -14,7 +14,7 @@ between publish and receipt:
   pushed to the back (LPUSH) gets +n, one pushed to the pop end (RPUSH, a restore) gets -n. So every
   list, read from its pop end, is in ascending position order, and BRPOP always takes the lowest.
 - receipt (QoS.append): the same MULTI that writes `unacked` removes the tag from the journal.
-- restore (`_do_restore_message`: shutdown, reject(requeue), deploykit.unacked): re-journals the
+- restore (`_do_restore_message`: shutdown, reject(requeue), deploykit.delivery.unacked): re-journals the
   re-dumped payload under a NEW delivery tag (kombu sets the redelivered flags, so the bytes change) at
   its new position, in the same transaction that takes it out of `unacked`. A new tag, so a late ack of
   the original copy cannot delete the `unacked` entry of whoever holds the requeued one.
@@ -23,12 +23,12 @@ between publish and receipt:
 So the journal holds what is queued, what is between BRPOP and append right now, and what was lost.
 Because a list is sorted by position, an entry whose position is below that of the message at the pop
 end of every list of its queue (LINDEX -1), or whose lists are empty, is provably in none of them: no
-LPOS scan, and a backlog of any length costs one LINDEX per list. deploykit.lost requeues such entries
+LPOS scan, and a backlog of any length costs one LINDEX per list. deploykit.delivery.lost requeues such entries
 once they have been absent for a lease TTL (see there).
 
-The receipt also records the message's owner (deploykit.lease) and renews that lease; the periodic
+The receipt also records the message's owner (deploykit.delivery.lease) and renews that lease; the periodic
 restore kombu runs in every consumer (`restore_visible`, every `unacked_restore_interval` seconds) is
-replaced by deploykit.unacked's round, which requeues what a dead owner held.
+replaced by deploykit.delivery.unacked's round, which requeues what a dead owner held.
 
 Cost: a publish is one EVALSHA instead of one LPUSH (same round trip; 5 commands in Redis); a receipt
 adds HDEL + ZREM + HSET (owner) + SET (lease) to its existing MULTI, an ack one HDEL to its own. Memory: one more copy of each queued task message.
@@ -54,11 +54,11 @@ from kombu.utils.json import dumps
 from kombu.utils.objects import cached_property
 
 from . import lease
-from .env import is_redis_url
+from ..config.env import is_redis_url
 
 logger = logging.getLogger("deploykit.redis_transport")
 
-# This module and deploykit.unacked/lost/request override private members of kombu's Redis transport and
+# This module and deploykit.delivery.unacked/lost/request override private members of kombu's Redis transport and
 # Celery's worker (QoS.append/_remove_from_indices/restore_visible, Channel._put/_do_restore_message,
 # Request.on_failure): they are checked against one minor series, moved together after reading upstream.
 SUPPORTED_SERIES = "5.7"
@@ -67,13 +67,13 @@ for _name, _version in (("kombu", kombu.__version__), ("celery", celery.__versio
         raise ImportError(f"deploykit's Redis transport is written for kombu and Celery {SUPPORTED_SERIES}.x; "
                           f"found {_name} {_version} (kombu {kombu.__version__}, celery {celery.__version__})")
 
-TRANSPORT = "deploykit.redis_transport:Transport"
+TRANSPORT = "deploykit.delivery.redis_transport:Transport"
 SEQ_KEY = "deploykit.journal_seq"
 QUEUES_KEY = "deploykit.journal_queues"
 
 # One script, so taking a position and pushing are atomic: two publishers cannot push in the opposite
-# order of their positions (deploykit.lost relies on every list being sorted by position). The function
-# also serves deploykit.unacked's and deploykit.lost's requeue scripts.
+# order of their positions (deploykit.delivery.lost relies on every list being sorted by position). The function
+# also serves deploykit.delivery.unacked's and deploykit.delivery.lost's requeue scripts.
 PUSH_FUNCTION = """
 local function push(list, journal, order, seq, queues, tag, payload, side, queue)
   local n = redis.call('INCR', seq)
@@ -91,7 +91,7 @@ end
 """
 # KEYS: list, journal hash, order zset, counter, queue set. ARGV: tag, payload, side, queue.
 PUSH_LUA = PUSH_FUNCTION + "return push(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
-# The hash of unacked tags -> owner (deploykit.lease) of the worker process that received them.
+# The hash of unacked tags -> owner (deploykit.delivery.lease) of the worker process that received them.
 OWNERS_KEY = "deploykit.unacked_owner"
 
 

@@ -7,20 +7,20 @@ OOM killer, a lost host; celery/celery#4984), or the broker restarts while the w
 (celery/celery#1307). kombu alone brings such a message back once it is older than the visibility
 timeout, which must outlast the longest task and ETA (an hour), or long tasks run twice.
 
-`recover()` is the round that replaces kombu's `restore_visible` in every consumer (deploykit.redis_transport;
+`recover()` is the round that replaces kombu's `restore_visible` in every consumer (deploykit.delivery.redis_transport;
 kombu runs it from the worker's event loop every DEPLOYKIT_RECOVERY_INTERVAL seconds, under its
 `unacked_mutex`, so recovery never waits behind user work). Per round:
 
-- each `unacked` message names its owner (deploykit.lease); owners whose lease key has expired are
+- each `unacked` message names its owner (deploykit.delivery.lease); owners whose lease key has expired are
   dead, and their messages go back to the pop end of their queue, each in one Lua script that checks
   again that the lease is gone and the entry unchanged, and pushes the copy under a new delivery tag;
 - a message with no owner (received by a process without the lease, e.g. kombu's plain transport
   during an upgrade) keeps kombu's rule: requeued once older than the visibility timeout;
-- messages popped and never recorded (deploykit.lost) are requeued once absent for a lease TTL.
+- messages popped and never recorded (deploykit.delivery.lost) are requeued once absent for a lease TTL.
 
 A live worker -- draining on a warm shutdown, busy, holding ETA or rate-limited tasks -- keeps its lease,
 so nothing it holds is touched however long it takes. Cost of a round with nothing to do: one HGETALL of
-the owners, one EXISTS per live owner, the journal check of deploykit.lost.
+the owners, one EXISTS per live owner, the journal check of deploykit.delivery.lost.
 """
 
 from __future__ import annotations

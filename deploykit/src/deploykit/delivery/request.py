@@ -10,7 +10,7 @@ and acknowledges the message, so a task nobody revoked never runs. Seen in `make
 
 This request treats a `Terminated` that no revoke asked for (the task id is not in the worker's revoked
 set and the request was not revoked) as a cancel: the message stays unacknowledged, so the broker
-redelivers it -- on Redis through kombu's restore or deploykit.unacked's rounds. A real revoke with
+redelivers it -- on Redis through kombu's restore or deploykit.delivery.unacked's rounds. A real revoke with
 `terminate=True` is unchanged.
 """
 

@@ -8,8 +8,8 @@ runs its tasks, and so is a busy or partitioned one (that rule ran long tasks tw
 Instead, as Sidekiq Pro's super_fetch does with its private queues: each worker's main process keeps
 a key `deploykit.lease:<owner>` alive with a TTL (DEPLOYKIT_LEASE_TTL) from a thread of its own, which
 runs until the process exits -- through a warm shutdown that waits for a long task, a rate-limit
-bucket, or ETA tasks waiting for their time. The receipt (deploykit.redis_transport.QoS.append)
-records the owner of each message; deploykit.unacked requeues a message only once its owner's lease
+bucket, or ETA tasks waiting for their time. The receipt (deploykit.delivery.redis_transport.QoS.append)
+records the owner of each message; deploykit.delivery.unacked requeues a message only once its owner's lease
 has expired: the process is gone (kill -9, OOM, a lost host) or could not reach Redis for a whole TTL.
 The owner id is unique per process start, so a container restarted under the same hostname does not
 revive the lease of the process it replaces, and it changes when the worker reconnects after losing the

@@ -24,7 +24,7 @@ from .drain import draining, start
 # Internals we build on: the master's SIGTERM handler, which gunicorn looks up by name ("handle_" + signal
 # name), and gthread's switch for accepting connections.
 if not (callable(getattr(Arbiter, "handle_term", None)) and callable(getattr(_ThreadWorker, "set_accept_enabled", None))):
-    raise ImportError(f"deploykit.gunicorn_drain needs Arbiter.handle_term and gthread's "
+    raise ImportError(f"deploykit.ops.gunicorn_drain needs Arbiter.handle_term and gthread's "
                       f"ThreadWorker.set_accept_enabled, which gunicorn {gunicorn.__version__} lacks")
 
 

@@ -1,11 +1,11 @@
 """Redis broker: find the task messages the publish journal holds but no list or worker does, and requeue them.
 
-The journal (deploykit/redis_transport.py) keeps each task message from publish to receipt, with its
+The journal (deploykit/delivery/redis_transport.py) keeps each task message from publish to receipt, with its
 position in its queue. An entry is *absent* when its position is below that of the message at the pop
 end of every list of its queue (or they are empty) -- so it is in no list, since a list is sorted by
 position -- and it is not in `unacked`. That is the state of a message popped and then lost (Redis
 stopped, the worker's main process died, or its append failed), and, for a few microseconds, of every
-message between BRPOP and its receipt. So deploykit.unacked's round requeues an entry only once it has
+message between BRPOP and its receipt. So deploykit.delivery.unacked's round requeues an entry only once it has
 been absent for DEPLOYKIT_LEASE_TTL seconds (the time since it was first seen absent is kept, so rounds
 that come late or back to back change nothing). The requeue is one Lua script that checks again,
 atomically, that the entry is still absent, and pushes the journaled payload back to the pop end of its

@@ -6,7 +6,7 @@ happens twice. The guard records the task id in `deploykit.IdempotencyKey` *insi
 as the side effect, so both commit together or not at all; a redelivered copy finds the row and skips.
 
     from django.db import transaction
-    from deploykit import idempotency
+    from deploykit.delivery import idempotency
 
     @shared_task(bind=True)
     @idempotency.idempotent            # the whole body runs in one transaction with the claim
@@ -45,7 +45,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.db import IntegrityError, connections, transaction
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("deploykit.idempotency")  # the logger keeps its name from before the sub-packages
 
 
 def task_key(task, suffix: str | None = None) -> str | None:
@@ -60,7 +60,7 @@ def claim(task, suffix: str | None = None, *, using: str = "default") -> bool:
     """Record this task id inside the current transaction: True when this execution owns it (do the
     work), False when a committed execution already did (skip). Must run inside transaction.atomic():
     a claim committed apart from the side effect guards nothing."""
-    from .models import IdempotencyKey
+    from ..models import IdempotencyKey
 
     if not connections[using].in_atomic_block:
         raise RuntimeError("idempotency.claim() must be called inside transaction.atomic(), in the same "
@@ -86,7 +86,7 @@ def idempotent(func=None, *, suffix: str | None = None, using: str = "default"):
 
     @functools.wraps(func)
     def wrapper(self, *args, **kwargs):
-        from .models import IdempotencyKey
+        from ..models import IdempotencyKey
 
         with transaction.atomic(using=using):
             if not claim(self, suffix, using=using):
@@ -115,7 +115,7 @@ def purge_idempotency_keys() -> int:
     from django.conf import settings
     from django.utils import timezone
 
-    from .models import IdempotencyKey
+    from ..models import IdempotencyKey
 
     cutoff = timezone.now() - timedelta(seconds=settings.DEPLOYKIT_IDEMPOTENCY_RETENTION)
     removed = IdempotencyKey.objects.filter(created__lt=cutoff).delete()[0]

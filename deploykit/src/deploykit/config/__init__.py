@@ -1,0 +1,1 @@
+"""Configuration: typed environment variables checked against the contract (deploykit.contract)."""
