@@ -32,8 +32,8 @@ CHART_SCHEMA = "helm/django-celery/values.schema.json"
 GENERATED_BY = "make contract-render"
 
 _DOC_TABLE = re.compile(r"(<!-- contract:table (?P<section>[^>]+?) -->\n)(?P<body>.*?)(<!-- contract:end -->)", re.S)
-_ENV_BLOCK = re.compile(r"(# >>> contract[^\n]*\n)(?P<body>.*?)(# <<< contract\n)", re.S)
-_VALUES_BLOCK = re.compile(r"(^(?P<indent> *)# >>> contract[^\n]*\n)(?P<body>.*?)(^ *# <<< contract\n)", re.S | re.M)
+# A generated block in a hand-written file: its lines are indented like the opening marker.
+_BLOCK = re.compile(r"(^(?P<indent> *)# >>> contract[^\n]*\n)(?P<body>.*?)(^ *# <<< contract\n)", re.S | re.M)
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 
 
@@ -97,10 +97,17 @@ def render_env_example(contract: Contract, current: str) -> str:
         note = f" Empty: the default, {var.default}." if var.env_example == "" and var.default not in (None, "", []) else ""
         doc = var.doc.replace("\\|", "|")  # a table cell's escaped bar
         lines += [f"# {doc}{note}", f"{var.name}={var.env_example}"]
-    body = "\n".join(lines) + "\n"
-    text, count = _ENV_BLOCK.subn(lambda m: m.group(1) + body + m.group(3), current)
+    return _replace_block(current, ENV_EXAMPLE, lambda indent: lines)
+
+
+def _replace_block(current: str, path, lines_for: Callable[[str], list[str]]) -> str:
+    """`current` with its one generated block replaced by lines_for(the block's indent)."""
+    def block(match: re.Match) -> str:
+        return match.group(1) + "".join(line + "\n" for line in lines_for(match["indent"])) + match.group(4)
+
+    text, count = _BLOCK.subn(block, current)
     if count != 1:
-        raise StaleError(f"{ENV_EXAMPLE}: expected one block between '# >>> contract' and '# <<< contract'")
+        raise StaleError(f"{path}: expected one block between '# >>> contract' and '# <<< contract'")
     return text
 
 
@@ -128,8 +135,7 @@ def _yaml_scalar(value) -> str:
 
 
 def render_chart_values(contract: Contract, current: str) -> str:
-    def block(match: re.Match) -> str:
-        indent = match["indent"]
+    def block(indent: str) -> list[str]:
         lines = []
         for var in chart_variables(contract):
             doc = _LINK.sub(r"\1", var.doc).replace("\\|", "|")
@@ -138,12 +144,9 @@ def render_chart_values(contract: Contract, current: str) -> str:
                 lines += [f"{indent}# -- {var.name}: {doc}", f"{indent}{var.name}: {_yaml_scalar(value)}"]
             else:
                 lines += [f"{indent}# {var.name}: {doc}", f"{indent}# {var.name}: {_yaml_scalar(var.default)}"]
-        return match.group(1) + "".join(line + "\n" for line in lines) + match.group(4)
+        return lines
 
-    text, count = _VALUES_BLOCK.subn(block, current)
-    if count != 1:
-        raise StaleError(f"{CHART_VALUES}: expected one block between '# >>> contract' and '# <<< contract'")
-    return text
+    return _replace_block(current, CHART_VALUES, block)
 
 
 def _schema(var: Variable) -> dict:
