@@ -2,7 +2,7 @@
 
 Every Celery setting lives in config/settings.py under the CELERY_ namespace; tasks are found in each
 installed app's tasks.py. The default task class bounds redeliveries (see deploykit/celery.py), and the
-worker heartbeat bootstep lets `bin/worker-healthcheck` tell a consuming worker from a stuck one.
+worker heartbeat bootstep lets `deploykit-worker-healthcheck` tell a consuming worker from a stuck one.
 """
 import os
 

@@ -39,7 +39,7 @@ if env.build_step and not SECRET_KEY:
 ALLOWED_HOSTS = env.value("DJANGO_ALLOWED_HOSTS", check=hosts_problem)
 CSRF_TRUSTED_ORIGINS = env.value("DJANGO_CSRF_TRUSTED_ORIGINS")
 ADMIN_URL = env.value("DJANGO_ADMIN_URL").strip("/") + "/"
-# start-migrate creates/updates this superuser when set (manage.py ensure_superuser).
+# deploykit-migrate creates/updates this superuser when set (manage.py ensure_superuser).
 DJANGO_SUPERUSER_USERNAME = env.value("DJANGO_SUPERUSER_USERNAME")
 DJANGO_SUPERUSER_EMAIL = env.value("DJANGO_SUPERUSER_EMAIL")
 DJANGO_SUPERUSER_PASSWORD = env.value("DJANGO_SUPERUSER_PASSWORD")

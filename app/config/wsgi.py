@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn -c config/gunicorn.conf.py config.wsgi): the web tier only."""
+"""WSGI entry point (deploykit-web: gunicorn -c python:deploykit.ops.gunicorn_conf config.wsgi): the web tier only."""
 import os
 
 from django.core.wsgi import get_wsgi_application

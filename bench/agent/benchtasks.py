@@ -1,4 +1,4 @@
-"""Benchmark tasks, loaded into the shipped worker (`bin/start-worker --include benchtasks`) and into
+"""Benchmark tasks, loaded into the shipped worker (`deploykit-worker --include benchtasks`) and into
 the peer baseline (baseline_app), so both run exactly the same task bodies.
 
 Every task records (sent, started, finished) wall-clock times. The containers share the host's

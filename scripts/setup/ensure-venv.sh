@@ -13,7 +13,7 @@ STAMP=$VENV/.synced-$(sha256sum "$LOCK" | cut -c1-16)
 # what the lock does not name); the source itself needs no reinstall (the editable install points at it).
 install_deploykit() {
   local stamp
-  stamp=$VENV/.deploykit-$( { pwd; cat deploykit/pyproject.toml; } | sha256sum | cut -c1-16)
+  stamp=$VENV/.deploykit-$( { pwd; cat deploykit/pyproject.toml deploykit/bin/*; } | sha256sum | cut -c1-16)
   [ -f "$stamp" ] && return 0
   echo "==> installing deploykit (editable) into $VENV"
   # A venv made before deploykit was installed has its source on the path through a .pth of its own.

@@ -75,5 +75,5 @@ def test_stopped_worker_host_comes_back():
     wait_until(lambda: h.run("systemctl is-active app-worker@default-1").stdout.strip() == "active", 120,
              what=f"app-worker@default-1 on {victim} after boot")
     wait_until(lambda: h.run("DEPLOYKIT_HEARTBEAT_FILE=/var/lib/app/heartbeat/worker-default-1 "
-                           "/srv/app/current/app/bin/worker-healthcheck").rc == 0,
+                           "/srv/app/current/venv/bin/deploykit-worker-healthcheck").rc == 0,
              120, what=f"a fresh heartbeat on {victim}")

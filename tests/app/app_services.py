@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import sys
 import subprocess
 import threading
 import time
@@ -24,7 +25,7 @@ from polling import Abort, wait_until  # noqa: F401  (Abort: raised by checks in
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app"
-BIN = APP / "bin"
+BIN = Path(sys.executable).parent  # the venv: deploykit installs its start scripts there
 
 
 def _die_with_parent():  # preexec_fn: a killed test run leaves no servers or workers behind
@@ -310,7 +311,7 @@ class AppProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self):
-        self.proc = subprocess.Popen([str(BIN / self.script), *self.args], env=self.env, cwd="/",
+        self.proc = subprocess.Popen([str(BIN / self.script), *self.args], env=self.env, cwd=APP,
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent)
         return self
@@ -379,10 +380,10 @@ def poll_json(client, url: str, done, timeout: float = 60) -> dict:
 
 
 def start_web(start, name: str, **env) -> AppProcess:
-    """gunicorn through app/bin/start-web on a free loopback port (one worker, two threads), once it
+    """gunicorn through deploykit-web on a free loopback port (one worker, two threads), once it
     listens; `proc.base` is its URL."""
     port = free_port()
-    proc = start("start-web", name=name, PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2, **env)
+    proc = start("deploykit-web", name=name, PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2, **env)
     wait_for(lambda: port_open(port), 90, "gunicorn")
     proc.base = f"http://127.0.0.1:{port}"
     return proc

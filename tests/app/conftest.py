@@ -159,10 +159,10 @@ def start_session_app(logdir):
 
 @pytest.fixture(scope="session")
 def worker(django_db_setup, django_db_blocker, redis_server, smtp_server, start_session_app):
-    """A real prefork worker (app/bin/start-worker) consuming default, io and images."""
+    """A real prefork worker (deploykit-worker) consuming default, io and images."""
     heartbeat = WORKDIR / "worker-heartbeat"
     proc = start_session_app(
-        "start-worker", name="worker",
+        "deploykit-worker", name="worker",
         CELERY_WORKER_QUEUES="default,io,images", CELERY_WORKER_CONCURRENCY="2",
         DEPLOYKIT_HEARTBEAT_FILE=heartbeat,
     )

@@ -1,4 +1,4 @@
-"""Malformed and hostile JSON bodies sent to a real gunicorn (app/bin/start-web): each is refused with a
+"""Malformed and hostile JSON bodies sent to a real gunicorn (deploykit-web): each is refused with a
 4xx and a JSON message naming the problem (app/jobs/api/parsers.py), never a 500; a valid body still
 works. 50,000 nested arrays were a RecursionError and a 500 before the parser existed."""
 
@@ -13,7 +13,7 @@ import urllib.request
 from urllib.parse import urlparse
 
 import pytest
-from app_services import BIN, app_env, start_web
+from app_services import APP, BIN, app_env, start_web
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +22,13 @@ JSON = "application/json"
 
 @pytest.fixture(scope="module")
 def web(start_session_app, redis_server, tmp_path_factory):
-    """gunicorn on a database of its own (migrated by bin/start-migrate), so the rows its valid requests
+    """gunicorn on a database of its own (migrated by deploykit-migrate), so the rows its valid requests
     create are not seen by other tests; rate limits off (they have their own tests)."""
     work = tmp_path_factory.mktemp("bad-input")
     env = {"DATABASE_URL": f"sqlite:///{work / 'web.sqlite3'}", "MEDIA_ROOT": str(work / "media"),
            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/5",
            "DEPLOYKIT_API_THROTTLE_RATE": "off", "DEPLOYKIT_API_THROTTLE_UPLOAD_RATE": "off"}
-    migrate = subprocess.run([str(BIN / "start-migrate")], env=app_env(**env), capture_output=True, text=True,
+    migrate = subprocess.run([str(BIN / "deploykit-migrate")], cwd=APP, env=app_env(**env), capture_output=True, text=True,
                              timeout=300)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     return start_web(start_session_app, "web-bad-input", **env)

@@ -10,7 +10,7 @@ import time
 
 import psycopg
 import pytest
-from app_services import BIN, app_env, wait_for
+from app_services import APP, BIN, app_env, wait_for
 from pgbouncer_service import PgBouncer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -29,7 +29,7 @@ def bouncer(postgres_server, redis_server, tmp_path_factory):
         conn.execute(f"CREATE DATABASE {DATABASE}")
     env = {"DATABASE_URL": direct, "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/5",
            "MEDIA_ROOT": str(tmp_path_factory.mktemp("beat-media"))}
-    migrate = subprocess.run([str(BIN / "start-migrate")], env=app_env(**env), cwd="/", capture_output=True,
+    migrate = subprocess.run([str(BIN / "deploykit-migrate")], env=app_env(**env), cwd=APP, capture_output=True,
                              text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     server = PgBouncer(postgres_server, DATABASE).start()
@@ -51,7 +51,7 @@ def lock_holders(direct: str) -> list[str]:
 
 
 def run_beat_once(**env) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "start-beat")], env=app_env(**env), cwd="/", capture_output=True, text=True,
+    return subprocess.run([str(BIN / "deploykit-beat")], env=app_env(**env), cwd=APP, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -90,9 +90,9 @@ def test_beat_refuses_a_lock_url_that_is_itself_pooled_or_another_database(bounc
 
 def test_with_a_direct_lock_url_one_beat_runs_and_the_standby_takes_over_a_killed_holder(bouncer, start_app):
     env = {**bouncer.env, "DEPLOYKIT_BEAT_LOCK_DATABASE_URL": bouncer.direct}
-    first = start_app("start-beat", name="pgb-beat-1", **env)
+    first = start_app("deploykit-beat", name="pgb-beat-1", **env)
     first.wait_for_output("beat lock acquired", timeout=120)
-    second = start_app("start-beat", name="pgb-beat-2", **env)
+    second = start_app("deploykit-beat", name="pgb-beat-2", **env)
     second.wait_for_output("only one beat may run; waiting as standby", timeout=120)
     first.wait_for_output("beat: Starting", timeout=60)  # beat itself runs, its scheduler through PgBouncer
     time.sleep(3)  # a few standby polls: still exactly one holder
@@ -109,7 +109,7 @@ def test_a_lock_connection_that_stops_answering_stops_beat_within_the_timeout(bo
     """The lock's server backend is frozen (SIGSTOP: TCP still answers, keepalives cannot tell): the
     watchdog's deadline notices and beat exits for its supervisor to restart it."""
     env = {**bouncer.env, "DEPLOYKIT_BEAT_LOCK_DATABASE_URL": bouncer.direct, "DEPLOYKIT_BEAT_LOCK_TIMEOUT": "5"}
-    beat = start_app("start-beat", name="pgb-beat-frozen", **env)
+    beat = start_app("deploykit-beat", name="pgb-beat-frozen", **env)
     beat.wait_for_output("beat: Starting", timeout=120)
     with psycopg.connect(pg_url(bouncer.direct), autocommit=True) as conn:
         [(backend,)] = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",

@@ -80,7 +80,7 @@ def test_blackholed_broker_post_is_503_within_deadline_and_leaves_no_row(start_a
     broker = Redis(tmp_path).start()
     assert broker.ping()  # it answers: what follows is the black hole's doing
     port = free_port()
-    start_app("start-web", name="web-blackhole", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2,
+    start_app("deploykit-web", name="web-blackhole", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2,
               CELERY_BROKER_URL=broker.url, MEDIA_ROOT=str(tmp_path / "media"))
     wait_for(lambda: port_open(port), 90, "gunicorn")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from app_services import BIN, app_env, wait_for, wait_heartbeat
+from app_services import APP, BIN, app_env, wait_for, wait_heartbeat
 from django.db import transaction
 from django.utils import timezone
 
@@ -110,13 +110,13 @@ def pg_worker(postgres_server, redis_server, start_session_app, tmp_path_factory
            "PYTHONPATH": str(TESTS)}
     import subprocess
 
-    migrate = subprocess.run([str(BIN / "start-migrate")], env=app_env(**env), cwd="/", capture_output=True,
+    migrate = subprocess.run([str(BIN / "deploykit-migrate")], env=app_env(**env), cwd=APP, capture_output=True,
                              text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     sql = psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True)
     sql.execute("CREATE TABLE idem_side_effect (id serial PRIMARY KEY, task_id text NOT NULL)")
     heartbeat = tmp_path_factory.mktemp("idem-hb") / "hb"
-    worker = start_session_app("start-worker", "--include", "idem_tasks", name="idem-worker",
+    worker = start_session_app("deploykit-worker", "--include", "idem_tasks", name="idem-worker",
                                CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="2",
                                DEPLOYKIT_HEARTBEAT_FILE=heartbeat, **env)
     wait_heartbeat(heartbeat, worker, timeout=120)

@@ -12,7 +12,7 @@ import urllib.request
 import uuid
 
 import pytest
-from app_services import BIN, Postgres, Redis, app_env, free_port, http, port_open, switch_broker, wait_for
+from app_services import APP, BIN, Postgres, Redis, app_env, free_port, http, port_open, switch_broker, wait_for
 from PIL import Image
 
 from jobs.models import Report, Status, TaskRecord, UploadedImage
@@ -79,16 +79,16 @@ def test_broker_down_post_is_503_and_nothing_stays_pending(api, stopped_broker):
 
 @pytest.fixture
 def web_on_postgres(start_app, redis_server, tmp_path):
-    """gunicorn (bin/start-web) on its own PostgreSQL, migrated by bin/start-migrate."""
+    """gunicorn (deploykit-web) on its own PostgreSQL, migrated by deploykit-migrate."""
     database = Postgres().start()
     env = {"DATABASE_URL": database.url.replace("postgres@", "postgres:db-pass-never-shown@"),
            "MEDIA_ROOT": str(tmp_path / "media"), "CELERY_BROKER_URL": redis_server.url}
-    migrate = subprocess.run([str(BIN / "start-migrate")], env=app_env(**env), capture_output=True, text=True,
+    migrate = subprocess.run([str(BIN / "deploykit-migrate")], cwd=APP, env=app_env(**env), capture_output=True, text=True,
                              timeout=300)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     assert "storage OK" not in migrate.stdout  # filesystem storage: the storage check is skipped
     port = free_port()
-    start_app("start-web", name="web-pg", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2, **env)
+    start_app("deploykit-web", name="web-pg", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2, **env)
     wait_for(lambda: port_open(port), 90, "gunicorn")
     try:
         yield f"http://127.0.0.1:{port}", database
@@ -122,7 +122,7 @@ def test_start_migrate_checks_object_storage_before_migrating(tmp_path):
     env = app_env(DATABASE_URL=f"sqlite:///{database}", DEPLOYKIT_STORAGE_BACKEND="s3", DEPLOYKIT_STORAGE_S3_BUCKET="media",
                   DEPLOYKIT_STORAGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID="app-key-id",
                   DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY="a-long-s3-secret-value")
-    result = subprocess.run([str(BIN / "start-migrate")], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(BIN / "deploykit-migrate")], cwd=APP, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "DEPLOYKIT_STORAGE_S3_ENDPOINT_URL" in result.stderr, result.stderr[-2000:]
     assert "a-long-s3-secret-value" not in result.stdout + result.stderr
@@ -130,7 +130,7 @@ def test_start_migrate_checks_object_storage_before_migrating(tmp_path):
 
 
 def test_worker_runs_without_gossip_and_is_still_seen(worker):
-    """start-worker disables gossip (docs/app.md); /status still finds the worker (a control ping)."""
+    """deploykit-worker disables gossip (docs/app.md); /status still finds the worker (a control ping)."""
     from deploykit.ops.checks import workers_seen
 
     assert b"--without-gossip" in open(f"/proc/{worker.proc.pid}/cmdline", "rb").read()
@@ -142,7 +142,7 @@ def test_broker_down_under_gunicorn_post_is_503_within_seconds(start_app, tmp_pa
     second apart, kept clients ~19 s waiting for their 503."""
     broker = Redis(tmp_path).start()
     port = free_port()
-    start_app("start-web", name="web-broker-down", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2,
+    start_app("deploykit-web", name="web-broker-down", PORT=port, GUNICORN_WORKERS=1, GUNICORN_THREADS=2,
               CELERY_BROKER_URL=broker.url, MEDIA_ROOT=str(tmp_path / "media"))
     wait_for(lambda: port_open(port), 90, "gunicorn")
     broker.stop()

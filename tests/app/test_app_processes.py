@@ -23,16 +23,16 @@ ADMIN = {"DJANGO_SUPERUSER_USERNAME": "ops", "DJANGO_SUPERUSER_EMAIL": "ops@exam
 
 
 def run_script(script: str, *args: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / script), *args], env=app_env(**env), cwd="/", capture_output=True,
+    return subprocess.run([str(BIN / script), *args], env=app_env(**env), cwd=APP, capture_output=True,
                           text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def pg(postgres_server, redis_server, tmp_path_factory):
-    """PostgreSQL migrated by bin/start-migrate (its output kept for the test below)."""
+    """PostgreSQL migrated by deploykit-migrate (its output kept for the test below)."""
     env = {"DATABASE_URL": postgres_server.url, "MEDIA_ROOT": str(tmp_path_factory.mktemp("pg-media")),
            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/3"}
-    first = run_script("start-migrate", **env, **ADMIN)
+    first = run_script("deploykit-migrate", **env, **ADMIN)
     assert first.returncode == 0, first.stdout + first.stderr
 
     def query(sql: str, *params):
@@ -51,7 +51,7 @@ def test_start_migrate_is_idempotent_and_manages_the_superuser(pg):
 
     assert "Applying jobs.0001_initial" in pg.first_migrate.stdout
     assert "superuser 'ops' created" in pg.first_migrate.stdout
-    again = run_script("start-migrate", **pg.env, **{**ADMIN, "DJANGO_SUPERUSER_PASSWORD": "second-long-password"})
+    again = run_script("deploykit-migrate", **pg.env, **{**ADMIN, "DJANGO_SUPERUSER_PASSWORD": "second-long-password"})
     assert again.returncode == 0, again.stderr
     assert "No migrations to apply" in again.stdout and "superuser 'ops' password updated" in again.stdout
     [(password, email, is_superuser)] = pg.query(
@@ -70,7 +70,7 @@ def test_a_prefork_worker_keeps_its_database_connection_only_across_successful_t
     broker = pg.env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/4"
     env = {**pg.env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": "django-db"}
     heartbeat = tmp_path / "hb"
-    worker = start_app("start-worker", name="pg-conn-worker", CELERY_WORKER_QUEUES="default",
+    worker = start_app("deploykit-worker", name="pg-conn-worker", CELERY_WORKER_QUEUES="default",
                        CELERY_WORKER_CONCURRENCY="1", DEPLOYKIT_HEARTBEAT_FILE=heartbeat, **env)
     wait_heartbeat(heartbeat, worker, timeout=120)
     monkeypatch.setenv("CELERY_BROKER_URL", broker)  # Celery prefers it to the broker= argument
@@ -105,11 +105,11 @@ def test_only_one_beat_runs_the_second_waits_as_standby(pg, start_app, tmp_path)
     """Two beats against one PostgreSQL: the second stands by (logging who holds the lock) and takes
     over when the first stops; a worker runs the ticks."""
     env = {**pg.env, "DEPLOYKIT_BEAT_TICK_SECONDS": "1", "LOG_FORMAT": "json"}
-    worker = start_app("start-worker", name="pg-worker", CELERY_WORKER_QUEUES="default",
+    worker = start_app("deploykit-worker", name="pg-worker", CELERY_WORKER_QUEUES="default",
                        CELERY_WORKER_CONCURRENCY="1", DEPLOYKIT_HEARTBEAT_FILE=tmp_path / "hb", **env)
-    first = start_app("start-beat", name="beat-1", **env)
+    first = start_app("deploykit-beat", name="beat-1", **env)
     first.wait_for_output("beat lock acquired (pg_advisory_lock(", timeout=120)
-    second = start_app("start-beat", name="beat-2", **env)
+    second = start_app("deploykit-beat", name="beat-2", **env)
     second.wait_for_output("only one beat may run; waiting as standby", timeout=120)
     assert "celery-beat@" in second.output()  # names the holder
     assert "beat lock acquired" not in second.output()
@@ -195,7 +195,7 @@ def test_web_logs_json(web):
 
 
 def test_web_stops_gracefully_on_sigterm(web):
-    """Last of the web tests: SIGTERM reaches gunicorn itself (start-web ends in exec) and it exits 0."""
+    """Last of the web tests: SIGTERM reaches gunicorn itself (deploykit-web ends in exec) and it exits 0."""
     assert web.stop(signal.SIGTERM, timeout=40) == 0
 
 
@@ -204,7 +204,7 @@ def test_web_drains_before_it_stops(start_app, django_db_setup, redis_server):
     """SIGTERM with DEPLOYKIT_WEB_DRAIN_SECONDS: /readyz turns 503 at once and every answer closes its
     connection, yet requests are still served; gunicorn stops only after the drain."""
     port = free_port()
-    web = start_app("start-web", name="web-drain", PORT=port, GUNICORN_WORKERS=2, GUNICORN_THREADS=2,
+    web = start_app("deploykit-web", name="web-drain", PORT=port, GUNICORN_WORKERS=2, GUNICORN_THREADS=2,
                     DEPLOYKIT_WEB_DRAIN_SECONDS=4)
     wait_for(lambda: port_open(port), 90, "gunicorn")
 
@@ -233,7 +233,7 @@ def test_stopping_web_refuses_new_connections_while_it_finishes_one_in_flight(st
     cannot tell whether a reset POST ran. Ours closes its listeners first, so a new connection is refused
     (safe to send elsewhere) while the request in flight is still answered."""
     port = free_port()
-    web = start_app("start-web", name="web-stop", PORT=port, GUNICORN_WORKERS=2, GUNICORN_THREADS=2)
+    web = start_app("deploykit-web", name="web-stop", PORT=port, GUNICORN_WORKERS=2, GUNICORN_THREADS=2)
     wait_for(lambda: port_open(port), 90, "gunicorn")
     in_flight = socket.create_connection(("127.0.0.1", port), timeout=10)
     in_flight.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")  # headers not finished yet
@@ -257,7 +257,7 @@ def test_stopping_web_refuses_new_connections_while_it_finishes_one_in_flight(st
 
 # --- Flower ---------------------------------------------------------------------------------------------
 def test_flower_refuses_to_start_without_credentials():
-    result = subprocess.run([str(BIN / "start-flower")], env=app_env(), capture_output=True, text=True,
+    result = subprocess.run([str(BIN / "deploykit-flower")], cwd=APP, env=app_env(), capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 1
     assert "Refusing to start Flower: FLOWER_USER is required" in result.stderr
@@ -266,7 +266,7 @@ def test_flower_refuses_to_start_without_credentials():
 
 def test_flower_requires_basic_auth(start_app, redis_server):
     port = free_port()
-    flower = start_app("start-flower", name="flower", FLOWER_PORT=port, FLOWER_USER="ops",
+    flower = start_app("deploykit-flower", name="flower", FLOWER_PORT=port, FLOWER_USER="ops",
                        FLOWER_PASSWORD="a-long-flower-password")
     wait_for(lambda: port_open(port), 90, "flower")
     status, headers, _ = http(f"http://127.0.0.1:{port}/flower/")
@@ -281,7 +281,7 @@ def test_flower_requires_basic_auth(start_app, redis_server):
 
 # --- worker heartbeat: touched only while consuming ------------------------------------------------------
 def healthcheck(path, max_age: int) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "worker-healthcheck")], capture_output=True, text=True,
+    return subprocess.run([str(BIN / "deploykit-worker-healthcheck")], capture_output=True, text=True,
                           env={"PATH": os.environ["PATH"], "DEPLOYKIT_HEARTBEAT_FILE": str(path),
                                "DEPLOYKIT_HEARTBEAT_MAX_AGE": str(max_age)})
 
@@ -303,7 +303,7 @@ def test_heartbeat_stops_when_the_broker_is_lost_and_resumes(start_app, django_d
     (while the worker process lives on), and it is fresh again once the worker reconnects."""
     broker = Redis(tmp_path).start()
     heartbeat = tmp_path / "hb"
-    worker = start_app("start-worker", name="hb-worker", CELERY_BROKER_URL=broker.url,
+    worker = start_app("deploykit-worker", name="hb-worker", CELERY_BROKER_URL=broker.url,
                        CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="1",
                        DEPLOYKIT_HEARTBEAT_FILE=heartbeat, DEPLOYKIT_HEARTBEAT_MAX_AGE="4")
     wait_for(heartbeat.exists, 90, "first heartbeat")

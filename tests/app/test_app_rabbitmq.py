@@ -23,7 +23,7 @@ def amqp_worker(rabbitmq_server, django_db_setup, django_db_blocker, tmp_path_fa
     env = app_env(CELERY_BROKER_URL=rabbitmq_server.url, CELERY_WORKER_QUEUES="default,io,images",
                   CELERY_WORKER_CONCURRENCY="2", DEPLOYKIT_HEARTBEAT_FILE=heartbeat)
     env.pop("CELERY_RESULT_BACKEND", None)  # amqp:// -> the django-db default
-    proc = AppProcess("start-worker", env, logdir, name="amqp-worker").start()
+    proc = AppProcess("deploykit-worker", env, logdir, name="amqp-worker").start()
     saved = {"broker_url": os.environ["CELERY_BROKER_URL"], "result_backend": settings.CELERY_RESULT_BACKEND,
              "task_queues": app.conf.task_queues}
     try:
@@ -141,7 +141,7 @@ def test_upgrade_from_classic_queues_refused_naming_the_way_out(rabbitmq_server,
     heartbeat = tmp_path / "hb"
     env = dict(CELERY_BROKER_URL=url, CELERY_WORKER_QUEUES="default", CELERY_WORKER_CONCURRENCY="1",
                DEPLOYKIT_HEARTBEAT_FILE=heartbeat)
-    refused = AppProcess("start-worker", {k: v for k, v in app_env(**env).items() if k != "CELERY_RESULT_BACKEND"},
+    refused = AppProcess("deploykit-worker", {k: v for k, v in app_env(**env).items() if k != "CELERY_RESULT_BACKEND"},
                          logdir, name="amqp-worker-refused").start()
     try:
         wait_for(lambda: refused.proc.poll() is not None, 90, "the worker to refuse the classic-era vhost")
@@ -149,7 +149,7 @@ def test_upgrade_from_classic_queues_refused_naming_the_way_out(rabbitmq_server,
         assert "or set DEPLOYKIT_RABBITMQ_QUEUE_TYPE=classic until then" in refused.output(), refused.output()[-3000:]
     finally:
         refused.stop()
-    classic = AppProcess("start-worker", {k: v for k, v in app_env(**env, DEPLOYKIT_RABBITMQ_QUEUE_TYPE="classic").items()
+    classic = AppProcess("deploykit-worker", {k: v for k, v in app_env(**env, DEPLOYKIT_RABBITMQ_QUEUE_TYPE="classic").items()
                                           if k != "CELERY_RESULT_BACKEND"}, logdir, name="amqp-worker-classic").start()
     try:
         wait_for(lambda: heartbeat.exists() or classic.proc.poll() is not None, 90, "the classic worker's heartbeat")

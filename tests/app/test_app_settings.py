@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from app_services import APP, app_env
+from app_services import APP, BIN, app_env
 
 from deploykit.config import env as envmod
 
@@ -115,7 +115,7 @@ def test_all_missing_variables_are_named_at_once():
 def test_unsafe_visibility_timeout_refuses_worker_start_up(tmp_path):
     """The worker (not just manage.py) refuses to start with a visibility timeout below the hard limit."""
     env = clean_env(**PRODUCTION, DEPLOYKIT_VISIBILITY_TIMEOUT="60")
-    result = subprocess.run([str(APP / "bin" / "start-worker")], env=env, cwd=tmp_path,
+    result = subprocess.run([str(BIN / "deploykit-worker")], env=env, cwd=APP,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "DEPLOYKIT_VISIBILITY_TIMEOUT (60s) must be larger than the hard time limit" in result.stderr

@@ -10,7 +10,7 @@ import urllib.request
 import uuid
 
 import pytest
-from app_services import BIN, app_env, free_port, port_open, wait_for
+from app_services import APP, BIN, app_env, free_port, port_open, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -132,18 +132,18 @@ def post(port: int, client: str) -> tuple[int, dict]:
 def two_web_processes(request, start_app, tmp_path):
     """Two gunicorn processes (as two web containers) on one migrated database and one broker: Redis
     (counters in Redis) or RabbitMQ with django-db results (counters in the database's cache table, which the
-    migrations applied by bin/start-migrate create)."""
+    migrations applied by deploykit-migrate create)."""
     broker = request.getfixturevalue(f"{request.param}_server")
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}", "MEDIA_ROOT": str(tmp_path / "media"),
            "CELERY_BROKER_URL": broker.url, "DEPLOYKIT_API_THROTTLE_RATE": "3/hour"}
     process_env = app_env(**env)
     process_env.pop("CELERY_RESULT_BACKEND", None)  # amqp:// -> the django-db default
-    migrate = subprocess.run([str(BIN / "start-migrate")], env=process_env, capture_output=True, text=True,
+    migrate = subprocess.run([str(BIN / "deploykit-migrate")], cwd=APP, env=process_env, capture_output=True, text=True,
                              timeout=300)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     ports = [free_port(), free_port()]
     for number, port in enumerate(ports):
-        start_app("start-web", name=f"web-throttle-{request.param}-{number}", PORT=port, GUNICORN_WORKERS=1,
+        start_app("deploykit-web", name=f"web-throttle-{request.param}-{number}", PORT=port, GUNICORN_WORKERS=1,
                   GUNICORN_THREADS=2, **env)
     for port in ports:
         wait_for(lambda port=port: port_open(port), 90, "gunicorn")

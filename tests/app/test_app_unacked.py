@@ -58,7 +58,7 @@ def start_worker(own_redis, logdir, tmp_path):
 
     def start(name: str, **env) -> AppProcess:
         heartbeat = tmp_path / f"{name}-heartbeat"
-        proc = AppProcess("start-worker", app_env(**{
+        proc = AppProcess("deploykit-worker", app_env(**{
             "CELERY_BROKER_URL": own_redis.url, "CELERY_RESULT_BACKEND": own_redis.url, "CELERY_WORKER_NAME": name,
             "CELERY_WORKER_QUEUES": "default", "CELERY_WORKER_CONCURRENCY": "1",
             "DEPLOYKIT_HEARTBEAT_FILE": heartbeat, **env}), logdir, name=name).start()

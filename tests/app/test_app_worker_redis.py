@@ -1,10 +1,10 @@
-"""Integration: a real redis-server and a real prefork worker (app/bin/start-worker), end to end."""
+"""Integration: a real redis-server and a real prefork worker (deploykit-worker), end to end."""
 
 import io
 import subprocess
 
 import pytest
-from app_services import BIN, poll_json, wait_for, wait_state
+from app_services import APP, BIN, poll_json, wait_for, wait_state
 from celery.result import AsyncResult
 from django.utils import timezone
 from PIL import Image
@@ -185,7 +185,7 @@ def test_beat_tick_task_records_last_run(worker):
 
 def test_worker_healthcheck_sees_fresh_heartbeat(worker):
     env = {"DEPLOYKIT_HEARTBEAT_FILE": str(worker.heartbeat), "PATH": "/usr/bin:/bin"}
-    ok = subprocess.run([BIN / "worker-healthcheck"], env=env, capture_output=True, text=True)
+    ok = subprocess.run([BIN / "deploykit-worker-healthcheck"], cwd=APP, env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
     assert ok.stdout.startswith("ok: heartbeat")
 

@@ -19,7 +19,7 @@ from deploykit.config.env import Env
 from deploykit.ops.logging import VALID_LEVELS
 
 PROJECT = APP / "contract.toml"
-START_SCRIPTS = sorted(APP.glob("bin/start-*")) + [APP / "bin" / "worker-healthcheck"]
+START_SCRIPTS = sorted((REPO / "deploykit" / "bin").glob("deploykit-*"))
 
 
 def declare(tmp_path, body: str, name: str = "extra.toml"):
@@ -151,13 +151,13 @@ def test_every_variable_the_settings_read_is_declared(monkeypatch, full, extra):
 
 
 def test_every_variable_gunicorn_reads_is_declared(full):
-    loaded = runpy.run_path(str(APP / "config" / "gunicorn.conf.py"))
+    loaded = runpy.run_module("deploykit.ops.gunicorn_conf")
     assert loaded["env"].read <= set(full) and {"PORT", "GUNICORN_WORKERS"} <= loaded["env"].read
     assert loaded["workers"] == full["GUNICORN_WORKERS"].default
 
 
 def test_start_scripts_read_only_declared_variables_with_the_declared_defaults(full):
-    """`${NAME:-default}` in app/bin: NAME declared, and a literal default equal to the contract's."""
+    """`${NAME:-default}` in deploykit/bin: NAME declared, and a literal default equal to the contract's."""
     seen = set()
     for script in START_SCRIPTS:
         for name, default in re.findall(r"\$\{([A-Z][A-Z0-9_]*)(?::?-([^}$]*))?\}", script.read_text()):

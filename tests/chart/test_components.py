@@ -14,7 +14,7 @@ class TestWeb:
     def test_probes_are_shallow_http(self):
         dep = by_kind_name(render_chart(show_only=["templates/web/web-deployment.yaml"]), "Deployment", "release-django-celery-web")
         web = pod_spec(dep)["containers"][0]
-        assert web["command"] == ["/app/bin/start-web"]
+        assert web["command"] == ["deploykit-web"]
         assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert web["startupProbe"]["httpGet"]["path"] == "/healthz"
@@ -61,9 +61,9 @@ class TestWorkers:
     def test_liveness_uses_heartbeat_not_inspect_ping(self):
         dep = render_chart(show_only=["templates/worker/worker-deployment.yaml"])[0]
         worker = pod_spec(dep)["containers"][0]
-        assert worker["command"] == ["/app/bin/start-worker"]
+        assert worker["command"] == ["deploykit-worker"]
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            assert worker[probe]["exec"]["command"] == ["/app/bin/worker-healthcheck"]
+            assert worker[probe]["exec"]["command"] == ["deploykit-worker-healthcheck"]
         assert "inspect" not in str(dep)
 
     def test_grace_period_covers_longest_task(self):
@@ -97,7 +97,7 @@ class TestBeat:
         dep = render_chart(show_only=["templates/beat/beat-deployment.yaml"])[0]
         assert dep["spec"]["replicas"] == 1
         assert dep["spec"]["strategy"] == {"type": "Recreate"}
-        assert pod_spec(dep)["containers"][0]["command"] == ["/app/bin/start-beat"]
+        assert pod_spec(dep)["containers"][0]["command"] == ["deploykit-beat"]
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             assert probe in pod_spec(dep)["containers"][0]
 
@@ -111,7 +111,7 @@ class TestFlower:
     def test_basic_auth_from_secret_and_probes(self):
         dep = render_chart(show_only=["templates/flower/flower-deployment.yaml"])[0]
         flower = pod_spec(dep)["containers"][0]
-        assert flower["command"] == ["/app/bin/start-flower"]
+        assert flower["command"] == ["deploykit-flower"]
         env = env_of(flower)
         assert env["FLOWER_USER"]["secretKeyRef"] == {"name": "release-django-celery", "key": "FLOWER_USER"}
         assert env["FLOWER_PASSWORD"]["secretKeyRef"] == {"name": "release-django-celery", "key": "FLOWER_PASSWORD"}

@@ -11,7 +11,7 @@ def test_plain_job_not_a_hook_by_default():
     assert job["kind"] == "Job"
     assert "helm.sh/hook" not in job["metadata"].get("annotations", {})
     container = pod_spec(job)["containers"][0]
-    assert container["command"] == ["/app/bin/start-migrate"]
+    assert container["command"] == ["deploykit-migrate"]
     assert pod_spec(job)["restartPolicy"] == "Never"
     assert job["spec"]["backoffLimit"] == 3 and job["spec"]["ttlSecondsAfterFinished"] == 86400
 

@@ -1,6 +1,6 @@
 """API fuzzing from the OpenAPI schema (/api/schema/) with schemathesis: no 5xx, every response matches
 the schema; and malformed JSON bodies the schema does not describe (deep nesting, huge numbers, long strings,
-odd encodings, broken bytes: hypothesis) get a 4xx with a JSON message, never a 5xx. Real processes: gunicorn through app/bin/start-web on 127.0.0.1 in production mode, a
+odd encodings, broken bytes: hypothesis) get a 4xx with a JSON message, never a 5xx. Real processes: gunicorn through deploykit-web on 127.0.0.1 in production mode, a
 real redis-server broker and a migrated SQLite database, started with the app suite's helpers
 (tests/app/app_services.py). Example counts are bounded (FUZZ_MAX_EXAMPLES) to keep the run short;
 the seed is printed so a failing run can be repeated (FUZZ_SEED)."""
@@ -48,9 +48,9 @@ def web(tmp_path_factory):
     )
     for name in [n for n in env if n.startswith(("FLOWER_", "STORAGE_", "EMAIL_"))]:
         del env[name]
-    migrate = AppProcess("start-migrate", env, work).start()
+    migrate = AppProcess("deploykit-migrate", env, work).start()
     assert migrate.proc.wait(180) == 0, migrate.output()[-3000:]
-    server = AppProcess("start-web", env, work).start()
+    server = AppProcess("deploykit-web", env, work).start()
     try:
         wait_for(lambda: port_open(port) or (server.proc.poll() is not None and pytest.fail(server.output())),
                  60, "gunicorn")

@@ -1,5 +1,5 @@
 """Bad configuration: every variable docs/configuration.md marks *required*, missing and then malformed in
-turn, stops the real process entry (app/bin/start-web, start-worker, start-flower) in production mode
+turn, stops the real process entry (deploykit-web, deploykit-worker, deploykit-flower) in production mode
 with a non-zero exit and a message naming the variable. Host-side and fast: the processes refuse
 before they connect to anything (the URLs below point at closed ports)."""
 
@@ -17,7 +17,7 @@ import pytest
 
 from seclib import REPO, free_port, port_open, wait_for
 
-BIN = REPO / "app" / "bin"
+BIN = Path(sys.executable).parent  # the venv: deploykit installs its start scripts there
 
 
 def required_in_contract() -> set[str]:
@@ -52,7 +52,7 @@ def baseline(tmp: Path) -> dict[str, str]:
 
 
 # Which process entry reads each variable, and malformed values it must refuse (value, why).
-ENTRY = {"FLOWER_USER": "start-flower", "FLOWER_PASSWORD": "start-flower"}
+ENTRY = {"FLOWER_USER": "deploykit-flower", "FLOWER_PASSWORD": "deploykit-flower"}
 MALFORMED = {
     "DJANGO_SECRET_KEY": [("change-me", "placeholder"), ("tooshort" * 3, "too short")],
     "DJANGO_ALLOWED_HOSTS": [("*", "wildcard"), (" , ", "no host names")],
@@ -76,7 +76,7 @@ def start(entry: str, env: dict[str, str], timeout: float = 90) -> tuple[int, st
     port = free_port()
     # Loopback only, should a bad value be accepted (the command line wins over gunicorn.conf.py).
     base["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{port}"
-    proc = subprocess.Popen([str(BIN / entry)], env={**base, **env}, cwd="/", stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(BIN / entry)], env={**base, **env}, cwd=REPO / "app", stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         wait_for(lambda: proc.poll() is not None or port_open(port), timeout, f"{entry} to exit", interval=0.2)
@@ -125,7 +125,7 @@ def test_the_process_refuses_to_start_naming_the_variable(name, value, tmp_path)
         del env[name]
     else:
         env[name] = value
-    entry = ENTRY.get(name, "start-web")
+    entry = ENTRY.get(name, "deploykit-web")
     code, output = start(entry, env)
     assert code != 0, f"{entry} accepted {name}={value!r}:\n{output[-2000:]}"
     assert name in output, f"{entry} refused without naming {name}:\n{output[-2000:]}"
@@ -135,6 +135,6 @@ def test_the_process_refuses_to_start_naming_the_variable(name, value, tmp_path)
 def test_the_worker_refuses_too(name, tmp_path):
     env = baseline(tmp_path)
     del env[name]
-    code, output = start("start-worker", env)
+    code, output = start("deploykit-worker", env)
     assert code != 0, output[-2000:]
     assert name in output, output[-2000:]

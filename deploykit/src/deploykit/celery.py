@@ -75,7 +75,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
     It lives in the consumer blueprint, so it starts only once the worker is connected and consuming,
     stops when the connection is lost (the consumer restarts its steps), and the touch runs on the
-    consumer's own timer: a worker whose main loop is stuck stops touching and `bin/worker-healthcheck`
+    consumer's own timer: a worker whose main loop is stuck stops touching and `deploykit-worker-healthcheck`
     reports it unhealthy after DEPLOYKIT_HEARTBEAT_MAX_AGE seconds.
     """
 
@@ -153,7 +153,7 @@ def install(app) -> None:
 
 
 def heartbeat_age(path: str | os.PathLike) -> float | None:
-    """Seconds since the heartbeat file was touched (None when missing). Mirrors bin/worker-healthcheck."""
+    """Seconds since the heartbeat file was touched (None when missing). Mirrors deploykit-worker-healthcheck."""
     try:
         return time.time() - os.stat(path).st_mtime
     except FileNotFoundError:

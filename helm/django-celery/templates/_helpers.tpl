@@ -215,12 +215,12 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
-{{/* A container of the app image: (dict "root" $ "name" "web" "script" "start-web"), or "command" (list ...) instead of "script". */}}
+{{/* A container of the app image: (dict "root" $ "name" "web" "script" "deploykit-web"), or "command" (list ...) instead of "script". */}}
 {{- define "dc.appContainerBase" -}}
 - name: {{ .name }}
   image: {{ include "dc.image" .root }}
   imagePullPolicy: {{ .root.Values.image.pullPolicy }}
-  command: {{ if .command }}{{ toJson .command }}{{ else }}["/app/bin/{{ .script }}"]{{ end }}
+  command: {{ if .command }}{{ toJson .command }}{{ else }}["{{ .script }}"]{{ end }}
   securityContext:
     {{- toYaml .root.Values.securityContext | nindent 4 }}
   {{- if not .hook }}

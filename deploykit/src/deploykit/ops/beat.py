@@ -304,5 +304,5 @@ def run_beat(app, beat_args: list[str], *, wait: bool = True, poll: float = 5.0)
     return 0
 
 
-def main() -> None:  # pragma: no cover - thin wrapper, exercised through bin/start-beat
+def main() -> None:  # pragma: no cover - thin wrapper, exercised through deploykit-beat
     sys.exit(run_beat(__import__("celery").current_app, sys.argv[1:]))

@@ -5,7 +5,7 @@ needs a moment to stop sending new connections. Meanwhile /readyz answers 503 an
 `Connection: close`, so kept-alive clients leave; only then does gunicorn stop, closing its listener at
 once (ThreadWorker below), with nothing left in its backlog to reset. A second SIGTERM stops at once.
 
-config/gunicorn.conf.py wires it: `worker_class`, `when_ready`, `pre_request`. Nothing here imports
+deploykit/ops/gunicorn_conf.py wires it: `worker_class`, `when_ready`, `pre_request`. Nothing here imports
 Django; the flag itself is drain.py, which /readyz reads.
 """
 

@@ -1,4 +1,4 @@
-"""Start-up check of file storage (start-migrate runs it): the bucket exists and the credentials work.
+"""Start-up check of file storage (deploykit-migrate runs it): the bucket exists and the credentials work.
 
 Unlike ensure_bucket it never creates anything, so a typo in DEPLOYKIT_STORAGE_S3_BUCKET fails the deploy with a
 message naming the variable instead of silently writing to a new empty bucket.

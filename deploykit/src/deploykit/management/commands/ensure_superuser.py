@@ -1,4 +1,4 @@
-"""Create or update the superuser named by DJANGO_SUPERUSER_USERNAME (idempotent; used by start-migrate)."""
+"""Create or update the superuser named by DJANGO_SUPERUSER_USERNAME (idempotent; used by deploykit-migrate)."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model

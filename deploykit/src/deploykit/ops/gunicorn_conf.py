@@ -1,14 +1,14 @@
-"""gunicorn configuration (bin/start-web): everything from the environment, read through the configuration
-contract (typed, with its declared defaults), logs to stdout."""
+"""gunicorn configuration of every project's web process (deploykit-web: `gunicorn -c
+python:deploykit.ops.gunicorn_conf`): everything from the environment, read through deploykit's
+configuration contract (typed, with its declared defaults), logs to stdout. GUNICORN_CMD_ARGS adds to it."""
 
 import os
-from pathlib import Path
 
 from deploykit import contract
 from deploykit.ops import gunicorn_drain
 from deploykit.config.env import Env
 
-env = Env(contract=contract.load(project=Path(__file__).resolve().parent.parent / "contract.toml"))
+env = Env(contract=contract.load())
 bind = f"0.0.0.0:{env.value('PORT')}"
 workers = env.value("GUNICORN_WORKERS")
 threads = env.value("GUNICORN_THREADS")
