@@ -7,7 +7,7 @@ VENV=.venv
 LOCK=requirements/dev.lock
 STAMP=$VENV/.synced-$(sha256sum "$LOCK" | cut -c1-16)
 # deploykit/ (the package the app uses) installed editable from this checkout (PEP 660), like any
-# dependency: the tests, the app/bin/* scripts they start and app/bin/dev import the installed package,
+# dependency: the tests, the deploykit-* start scripts they run and app/bin/dev import the installed package,
 # whose metadata (version, dependencies) importlib.metadata reads. --no-deps: its dependencies are the
 # locked set above. Reinstalled when deploykit/pyproject.toml changes, or after a sync (which removes
 # what the lock does not name); the source itself needs no reinstall (the editable install points at it).
