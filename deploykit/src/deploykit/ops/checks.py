@@ -81,14 +81,16 @@ def _celery_app():
     return current_app._get_current_object()
 
 
+DEFAULT_BEAT_LAST_RUN = "deploykit.models.beat_last_run"
+
+
 def beat_status() -> dict[str, Any]:
-    """Beat's last recorded tick, via the hook named by DEPLOYKIT_BEAT_LAST_RUN (a callable path)."""
+    """Beat's last recorded tick: deploykit's own (`deploykit.beat_tick`, deploykit.models.beat_last_run), or
+    the callable path a project names in DEPLOYKIT_BEAT_LAST_RUN."""
     from django.utils.module_loading import import_string
 
-    hook = getattr(settings, "DEPLOYKIT_BEAT_LAST_RUN", None)
+    hook = getattr(settings, "DEPLOYKIT_BEAT_LAST_RUN", None) or DEFAULT_BEAT_LAST_RUN
     max_age = 3 * getattr(settings, "DEPLOYKIT_BEAT_TICK_SECONDS", 15) + 10
-    if not hook:
-        return {"ok": True, "last_run": None, "note": "no beat tick hook configured"}
     try:
         last_run = import_string(hook)()
     except Exception:
