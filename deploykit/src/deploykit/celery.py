@@ -195,6 +195,19 @@ def install(app) -> None:
     signals.setup_logging.connect(_configure_logging, weak=False)
 
 
+APP_VARIABLE = "DEPLOYKIT_CELERY_APP"
+DEFAULT_APP = "config"
+
+
+def project_app():
+    """The project's Celery app, named by DEPLOYKIT_CELERY_APP as Celery's `--app` names it (default `config`),
+    found with Celery's own `find_app` (a module with an `app` or `celery` attribute, its `celery`
+    submodule, or `module:attribute`)."""
+    from celery.app.utils import find_app
+
+    return find_app(os.environ.get(APP_VARIABLE, "").strip() or DEFAULT_APP)
+
+
 def heartbeat_age(path: str | os.PathLike) -> float | None:
     """Seconds since the heartbeat file was touched (None when missing). Mirrors bin/worker-healthcheck."""
     try:

@@ -57,7 +57,6 @@ PROBE_PATTERNS = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
 BEAT_TICK_ENTRY = "beat-tick"  # the name the reference project's own tick had: its stored row is updated
 PURGE_ENTRY = "purge-idempotency-keys"
 DEFAULT_LONGEST_COUNTDOWN = 600  # Celery's retry_backoff_max
-BUILD_SECRET_KEY = "collectstatic-build-step-only-" + "x" * 40  # never serves a request
 
 
 def environment(namespace: dict) -> Env:
@@ -91,9 +90,8 @@ def apply(namespace: dict) -> None:
 
 
 def _django(env: Env, ns: dict, base_dir: Path) -> None:
+    # In a build step (and debug mode) the contract's fixed development key: it never serves a request.
     ns["SECRET_KEY"] = env.value("DJANGO_SECRET_KEY", check=secret_key_problem)
-    if env.build_step and not ns["SECRET_KEY"]:
-        ns["SECRET_KEY"] = BUILD_SECRET_KEY
     ns["ALLOWED_HOSTS"] = env.value("DJANGO_ALLOWED_HOSTS", check=hosts_problem) or []
     ns["CSRF_TRUSTED_ORIGINS"] = env.value("DJANGO_CSRF_TRUSTED_ORIGINS")
     ns["ADMIN_URL"] = env.value("DJANGO_ADMIN_URL").strip("/") + "/"
