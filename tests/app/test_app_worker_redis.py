@@ -199,6 +199,27 @@ def test_status_sees_database_broker_workers(api, worker):
     assert any(name.startswith("default-io-images@") for name in data["workers"])
     assert data["beat"]["ok"] and data["ok"]
     assert api.get("/status").status_code == 200
+    # each queue the worker consumes, with its consumer and backlog (an empty Redis queue has no list: 0)
+    assert set(data["queues"]) >= {"default", "io", "images"}
+    assert all(q["consumers"] == data["workers"] and isinstance(q["backlog"], int) for q in data["queues"].values())
+
+
+def test_status_queue_backlog_and_declared_queue_without_consumer(worker, settings):
+    from deploykit.ops import checks
+
+    settings.DEPLOYKIT_CONSUMED_QUEUES = ["default", "reports"]
+    by_worker = checks.consumers(timeout=5)
+    status = checks.queue_status({**by_worker}, timeout=5)
+    assert status["reports"] == {"consumers": [], "backlog": 0}  # declared by the deployment, consumed by none
+    from celery import current_app
+
+    with current_app.connection_for_write() as conn:  # three messages nobody consumes
+        for _ in range(3):
+            conn.default_channel.basic_publish(conn.default_channel.prepare_message("{}"), exchange="",
+                                               routing_key="reports")
+    assert checks.queue_status(by_worker, timeout=5)["reports"]["backlog"] == 3
+    with current_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("reports")
 
 
 def test_cleanup_removes_expired_rows_and_files(api, worker, settings):
