@@ -149,8 +149,11 @@ def _configure_logging(**kwargs):
 
 TASK_CLASS = "deploykit.celery:BoundedRedeliveryTask"
 # install_task_class() resets the app's cached `Task` class and reads `_custom_task_cls_used` (set by
-# Celery.__init__, read by Celery's Django fix-up): members of Celery 5.x, checked here.
+# Celery.__init__, read by Celery's Django fix-up): members of Celery 5.x (>= 5.4), checked at import.
 TESTED_CELERY = (5, 4)
+if celery.VERSION[0] != TESTED_CELERY[0] or tuple(celery.VERSION[:2]) < TESTED_CELERY:
+    raise ImportError(f"deploykit.celery relies on Celery {TESTED_CELERY[0]}.x (>= {TESTED_CELERY[0]}.{TESTED_CELERY[1]}) "
+                      f"internals (install_task_class); found {celery.__version__}")
 
 
 def install_task_class(app) -> None:
@@ -159,9 +162,6 @@ def install_task_class(app) -> None:
     (the first access to `app.tasks`, a worker's start), from `app.Task`, a cached subclass of
     `app.task_cls`: so the class must be in place before. Refused on an app already finalized: its tasks
     exist already with another base, and a worker would run them unbounded."""
-    if celery.VERSION[:2] < TESTED_CELERY or celery.VERSION[0] != TESTED_CELERY[0]:
-        raise RuntimeError(f"deploykit.celery.install_task_class relies on Celery {TESTED_CELERY[0]}.x "
-                           f"(>= {'.'.join(map(str, TESTED_CELERY))}) internals; found {celery.__version__}")
     current = app.Task
     if issubclass(current, BoundedRedeliveryTask):
         return
