@@ -20,6 +20,6 @@ celery_app.conf.result_backend_transport_options = {
 # The web tier's broker and result-store timeouts: shorter than the workers' (DEPLOYKIT_BROKER_TIMEOUT), so
 # that a request whose broker stopped answering gets its 503 within DEPLOYKIT_PUBLISH_DEADLINE
 # (docs/reliability.md#timeouts).
-from config.settings import web_timeouts  # noqa: E402
+from deploykit.settings import web_timeouts  # noqa: E402
 
 celery_app.conf.update(web_timeouts())

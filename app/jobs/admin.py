@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import BeatTick, Report, SentEmail, TaskRecord, UploadedImage
+from .models import Report, SentEmail, TaskRecord, UploadedImage
 
 
 @admin.register(UploadedImage)
@@ -23,5 +23,4 @@ class TaskRecordAdmin(admin.ModelAdmin):
     list_filter = ("task",)
 
 
-admin.site.register(BeatTick)
 admin.site.register(SentEmail)

@@ -1,7 +1,6 @@
 import uuid
 
 from django.db import models
-from django.utils import timezone
 
 
 class TaskRecord(models.Model):
@@ -67,24 +66,6 @@ class Report(BackgroundJob):
 
     def __str__(self):
         return f"{self.kind} report ({self.status})"
-
-
-class BeatTick(models.Model):
-    """Written by the short periodic `beat_tick` task: proves beat (and a worker) are working."""
-
-    name = models.CharField(max_length=50, unique=True)
-    last_run = models.DateTimeField(default=timezone.now)
-    worker = models.CharField(max_length=200, blank=True)
-    count = models.PositiveBigIntegerField(default=0)
-
-    def __str__(self):
-        return f"{self.name} @ {self.last_run:%Y-%m-%d %H:%M:%S}"
-
-
-def beat_last_run():
-    """Hook for deploykit's /status (settings.DEPLOYKIT_BEAT_LAST_RUN)."""
-    tick = BeatTick.objects.filter(name="beat").only("last_run").first()
-    return tick.last_run if tick else None
 
 
 class SentEmail(models.Model):

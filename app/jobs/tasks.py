@@ -30,7 +30,7 @@ from django.utils import timezone
 from deploykit.celery import BoundedRedeliveryTask
 from PIL import Image, ImageOps
 
-from .models import BeatTick, Execution, Report, SentEmail, Status, TaskRecord, UploadedImage
+from .models import Execution, Report, SentEmail, Status, TaskRecord, UploadedImage
 
 logger = logging.getLogger(__name__)
 
@@ -347,18 +347,6 @@ def generate_report(self, report_id: str) -> str:
 
 
 # --- housekeeping (beat) -----------------------------------------------------------------------------
-@shared_task(bind=True)
-def beat_tick(self) -> str:
-    """Short periodic task (every DEPLOYKIT_BEAT_TICK_SECONDS): /status shows beat's last run."""
-    now = timezone.now()
-    with transaction.atomic():
-        tick, created = BeatTick.objects.get_or_create(name="beat", defaults={"last_run": now})
-        BeatTick.objects.filter(pk=tick.pk).update(
-            last_run=now, worker=(self.request.hostname or "")[:200], count=F("count") + 1
-        )
-    return now.isoformat()
-
-
 @shared_task
 def cleanup() -> dict:
     """Remove expired results, images, reports (with their files) and bookkeeping rows."""

@@ -1,6 +1,6 @@
 """Real services for the integration tests, each on its own free port and private directory:
 redis-server, rabbitmq-server and PostgreSQL (Debian packages), a small SMTP server, and app processes
-started through app/bin/* exactly like the images run them."""
+started through deploykit's start scripts (deploykit-*, on the venv's PATH) exactly like the images run them."""
 
 from __future__ import annotations
 
@@ -300,7 +300,7 @@ class SMTPServer:
 
 # --- app processes -----------------------------------------------------------------------------------
 class AppProcess:
-    """One of app/bin/* started as a subprocess with the given environment; output goes to a log file."""
+    """One of the deploykit-* start scripts started as a subprocess with the given environment; output goes to a log file."""
 
     def __init__(self, script: str, env: dict, logdir: Path, args: list[str] | None = None, name: str | None = None):
         self.script = script
@@ -347,7 +347,7 @@ def wait_heartbeat(path: Path, proc: AppProcess, timeout: float = 90) -> None:
 
 
 def app_env(**overrides) -> dict:
-    """The test environment for app/bin/* subprocesses: the virtualenv's bin first on PATH."""
+    """The test environment for deploykit-* subprocesses: the virtualenv's bin first on PATH."""
     import sys
 
     env = dict(os.environ)

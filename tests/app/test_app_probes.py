@@ -5,7 +5,7 @@ from django.db import connections
 from django.test import Client
 
 from deploykit.ops import checks
-from jobs.models import BeatTick
+from deploykit.models import BeatTick
 
 pytestmark = pytest.mark.django_db
 

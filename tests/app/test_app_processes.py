@@ -115,14 +115,14 @@ def test_only_one_beat_runs_the_second_waits_as_standby(pg, start_app, tmp_path)
     assert "beat lock acquired" not in second.output()
 
     def ticks() -> int:
-        rows = pg.query("SELECT count FROM jobs_beattick WHERE name = 'beat'")
+        rows = pg.query("SELECT count FROM deploykit_beattick WHERE name = 'beat'")
         return rows[0][0] if rows else 0
 
     wait_for(lambda: ticks() >= 2, 120, "beat ticks run by the worker", interval=1)
     # JSON logs carry the task id on Celery lines
     task_lines = [json.loads(line) for line in worker.output().splitlines()
                   if line.startswith("{") and "beat_tick" in line]
-    assert any(line.get("task_id") and line.get("task_name") == "jobs.tasks.beat_tick" for line in task_lines)
+    assert any(line.get("task_id") and line.get("task_name") == "deploykit.beat_tick" for line in task_lines)
 
     assert first.stop() == 0  # graceful: SIGTERM reached beat through exec
     second.wait_for_output("beat lock acquired", timeout=60)

@@ -82,6 +82,20 @@ def test_queues_are_quorum_queues(rabbitmq_server, amqp_worker):
     assert {types.get(name) for name in ("default", "io", "images")} == {"quorum"}, types
 
 
+def test_status_queues_over_amqp(amqp_worker, settings):
+    """/status's queues on RabbitMQ: consumers from active_queues, backlog from a passive declare; a queue
+    the deployment declares but the broker does not know has no backlog (None), and the others still count."""
+    from config.celery import app
+    from deploykit.ops import checks
+
+    settings.DEPLOYKIT_CONSUMED_QUEUES = ["never-declared", "default"]
+    by_worker = checks.consumers(app, timeout=5)
+    assert any(set(queues) >= {"default", "io", "images"} for queues in by_worker.values()), by_worker
+    status = checks.queue_status(by_worker, app, timeout=5)
+    assert status["never-declared"] == {"consumers": [], "backlog": None}
+    assert status["default"]["consumers"] and status["images"]["backlog"] == 0
+
+
 def test_countdown_waits_in_the_broker_and_runs_once(rabbitmq_server, amqp_worker):
     """Native delayed delivery: a countdown task waits in RabbitMQ's celery_delayed_* queues (not in a worker's
     memory, where it would hold a prefetch slot under per-consumer QoS) and runs once when due."""

@@ -17,7 +17,9 @@ from deploykit import celery as dk_celery
 from deploykit.ops.logging import TaskContextFilter, build_logging
 from deploykit.models import TaskDelivery
 from jobs import tasks
-from jobs.models import BeatTick, Report, SentEmail, Status, TaskRecord, UploadedImage
+from deploykit.models import BeatTick
+from deploykit.tasks import beat_tick
+from jobs.models import Report, SentEmail, Status, TaskRecord, UploadedImage
 
 pytestmark = pytest.mark.django_db
 
@@ -119,8 +121,8 @@ def test_cleanup_in_process(settings):
 
 
 def test_beat_tick_counts():
-    tasks.beat_tick.apply()
-    tasks.beat_tick.apply()
+    beat_tick.apply()
+    beat_tick.apply()
     assert BeatTick.objects.get(name="beat").count == 2
 
 

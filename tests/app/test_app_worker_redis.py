@@ -10,7 +10,9 @@ from django.utils import timezone
 from PIL import Image
 
 from jobs import tasks
-from jobs.models import BeatTick, SentEmail, UploadedImage
+from deploykit.models import BeatTick
+from deploykit.tasks import beat_tick
+from jobs.models import SentEmail, UploadedImage
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -177,7 +179,7 @@ def test_worker_killing_task_is_redelivered_a_bounded_number_of_times(worker):
 
 
 def test_beat_tick_task_records_last_run(worker):
-    result = tasks.beat_tick.delay()
+    result = beat_tick.delay()
     wait_state(result)
     tick = BeatTick.objects.get(name="beat")
     assert tick.count == 1 and tick.worker.startswith("default-io-images@")
@@ -191,12 +193,33 @@ def test_worker_healthcheck_sees_fresh_heartbeat(worker):
 
 
 def test_status_sees_database_broker_workers(api, worker):
-    BeatTick.objects.create(name="beat")
+    BeatTick.objects.create(name="beat", last_run=timezone.now())
     data = api.get("/status").json()
     assert data["database"]["ok"] and data["broker"]["ok"]
     assert any(name.startswith("default-io-images@") for name in data["workers"])
     assert data["beat"]["ok"] and data["ok"]
     assert api.get("/status").status_code == 200
+    # each queue the worker consumes, with its consumer and backlog (an empty Redis queue has no list: 0)
+    assert set(data["queues"]) >= {"default", "io", "images"}
+    assert all(q["consumers"] == data["workers"] and isinstance(q["backlog"], int) for q in data["queues"].values())
+
+
+def test_status_queue_backlog_and_declared_queue_without_consumer(worker, settings):
+    from deploykit.ops import checks
+
+    settings.DEPLOYKIT_CONSUMED_QUEUES = ["default", "reports"]
+    by_worker = checks.consumers(timeout=5)
+    status = checks.queue_status({**by_worker}, timeout=5)
+    assert status["reports"] == {"consumers": [], "backlog": 0}  # declared by the deployment, consumed by none
+    from celery import current_app
+
+    with current_app.connection_for_write() as conn:  # three messages nobody consumes
+        for _ in range(3):
+            conn.default_channel.basic_publish(conn.default_channel.prepare_message("{}"), exchange="",
+                                               routing_key="reports")
+    assert checks.queue_status(by_worker, timeout=5)["reports"]["backlog"] == 3
+    with current_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("reports")
 
 
 def test_cleanup_removes_expired_rows_and_files(api, worker, settings):

@@ -12,7 +12,7 @@ TICK = 15  # DEPLOYKIT_BEAT_TICK_SECONDS in the Compose stack (default)
 
 
 def ticks(stack) -> int:
-    return int(stack.psql("SELECT count FROM jobs_beattick WHERE name = 'beat'") or 0)
+    return int(stack.psql("SELECT count FROM deploykit_beattick WHERE name = 'beat'") or 0)
 
 
 def test_a_second_beat_stays_standby_and_nothing_is_scheduled_twice(stack):
@@ -22,7 +22,7 @@ def test_a_second_beat_stays_standby_and_nothing_is_scheduled_twice(stack):
         first = ticks(stack)
         time.sleep(WINDOW)  # the measurement window itself
         runs = ticks(stack) - first
-        print(f"\nCHAOS second-beat: beat_tick ran {runs} times in {WINDOW:.0f} s (every {TICK} s: at most "
+        print(f"\nCHAOS second-beat: deploykit.beat_tick ran {runs} times in {WINDOW:.0f} s (every {TICK} s: at most "
               f"{int(WINDOW // TICK) + 1} expected)")
         assert 0 < runs <= WINDOW // TICK + 1, runs
     finally:

@@ -1,7 +1,9 @@
 """Celery pieces: bounded redeliveries, the worker heartbeat and lease, logging.
 
-`install(app)` wires them into a Celery app; config/celery.py also passes
-`task_cls="deploykit.celery:BoundedRedeliveryTask"` so every task gets the redelivery bound.
+`install(app)` wires them into a Celery app, also one created the plain way (`Celery("x")`): it makes
+BoundedRedeliveryTask the app's task base class before the app creates its tasks, so every task declared
+with `@app.task` or `@shared_task` (without a `base=` of its own) gets the redelivery bound.
+`deploykit.celery_app` loads the project's app (DEPLOYKIT_CELERY_APP) and calls it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+import celery
 from celery import bootsteps, signals
 from celery.contrib.django.task import DjangoTask
 
@@ -144,12 +147,65 @@ def _configure_logging(**kwargs):
     logging.config.dictConfig(settings.LOGGING)
 
 
+TASK_CLASS = "deploykit.celery:BoundedRedeliveryTask"
+# install_task_class() resets the app's cached `Task` class and reads `_custom_task_cls_used` (set by
+# Celery.__init__, read by Celery's Django fix-up): members of Celery 5.x (>= 5.4), checked at import.
+TESTED_CELERY = (5, 4)
+if celery.VERSION[0] != TESTED_CELERY[0] or tuple(celery.VERSION[:2]) < TESTED_CELERY:
+    raise ImportError(f"deploykit.celery relies on Celery {TESTED_CELERY[0]}.x (>= {TESTED_CELERY[0]}.{TESTED_CELERY[1]}) "
+                      f"internals (install_task_class); found {celery.__version__}")
+
+
+def install_task_class(app) -> None:
+    """Make BoundedRedeliveryTask (mixed into the project's own task class, if it set one) the base of the
+    tasks `app` creates. Celery creates every `@app.task` and `@shared_task` task when the app is finalized
+    (the first access to `app.tasks`, a worker's start), from `app.Task`, a cached subclass of
+    `app.task_cls`: so the class must be in place before. Refused on an app already finalized: its tasks
+    exist already with another base, and a worker would run them unbounded."""
+    current = app.Task
+    if issubclass(current, BoundedRedeliveryTask):
+        return
+    if app.finalized:
+        raise RuntimeError(
+            f"the Celery app {app.main!r} is already finalized (its tasks were created): call "
+            "deploykit.celery.install(app) right after creating it, or start it as `--app deploykit.celery_app`")
+    base = app.task_cls if isinstance(app.task_cls, type) else None
+    if base is None and app._custom_task_cls_used:  # the project's own base class, by name
+        from celery.utils.imports import symbol_by_name
+
+        base = symbol_by_name(app.task_cls)
+    if base is None or issubclass(BoundedRedeliveryTask, base):
+        app.task_cls = TASK_CLASS
+    else:  # keep the project's class: ours first in the MRO, so the bound runs before its __call__
+        app.task_cls = type(f"Bounded{base.__name__}", (BoundedRedeliveryTask, base), {"__module__": __name__})
+    del app.Task  # kombu's cached_property: the next access creates the subclass of the new task_cls
+
+
 def install(app) -> None:
+    """deploykit's pieces on a Celery app (idempotent): the redelivery bound on every task, the heartbeat
+    and lease bootsteps, RabbitMQ queue checks, worker database connections, Django's LOGGING."""
+    if getattr(app, "_deploykit_installed", False):
+        return
+    install_task_class(app)
+    app._deploykit_installed = True
     app.steps["consumer"].add(HeartbeatStep)
     app.steps["consumer"].add(LeaseStep)
     rabbitmq.install(app)  # RabbitMQ: a worker facing queues of another type says how to migrate
     dbconn.install(app)
     signals.setup_logging.connect(_configure_logging, weak=False)
+
+
+APP_VARIABLE = "DEPLOYKIT_CELERY_APP"
+DEFAULT_APP = "config"
+
+
+def project_app():
+    """The project's Celery app, named by DEPLOYKIT_CELERY_APP as Celery's `--app` names it (default `config`),
+    found with Celery's own `find_app` (a module with an `app` or `celery` attribute, its `celery`
+    submodule, or `module:attribute`)."""
+    from celery.app.utils import find_app
+
+    return find_app(os.environ.get(APP_VARIABLE, "").strip() or DEFAULT_APP)
 
 
 def heartbeat_age(path: str | os.PathLike) -> float | None:

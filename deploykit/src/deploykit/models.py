@@ -33,3 +33,24 @@ class IdempotencyKey(models.Model):
 
     def __str__(self):
         return f"{self.task_name}[{self.key}]"
+
+
+class BeatTick(models.Model):
+    """Written by the periodic `deploykit.beat_tick` task: proves beat (and a worker) are working; /status
+    reads it (deploykit.ops.checks.beat_status)."""
+
+    BEAT = "beat"
+
+    name = models.CharField(max_length=50, unique=True)
+    last_run = models.DateTimeField()
+    worker = models.CharField(max_length=200, blank=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name} @ {self.last_run:%Y-%m-%d %H:%M:%S}"
+
+
+def beat_last_run():
+    """beat's last tick, or None: /status's default (settings.DEPLOYKIT_BEAT_LAST_RUN may name another)."""
+    tick = BeatTick.objects.filter(name=BeatTick.BEAT).only("last_run").first()
+    return tick.last_run if tick else None

@@ -108,7 +108,9 @@ class Env:
         self.read: set[str] = set()  # every name looked up, declared or not (tests check it against the contract)
         self.debug = self.bool(debug_var, False)
         self.production = not self.debug
-        self.build_step = is_collectstatic()
+        # An image build loads the settings without secrets: collectstatic is recognised by itself, any other
+        # build command says so with DEPLOYKIT_BUILD_STEP=true. Nothing is required or checked then.
+        self.build_step = is_collectstatic() or self.bool("DEPLOYKIT_BUILD_STEP", False)
 
     # -- primitive getters ------------------------------------------------------------------------
     def _raw(self, name: str) -> str | None:
@@ -152,7 +154,7 @@ class Env:
         if raw is None:
             if required and (self.debug or self.build_step) and debug_default is not _MISSING:
                 return debug_default
-            if required:
+            if required and not self.build_step:
                 self.error(name, "is required in production mode (DJANGO_DEBUG is off) but is not set")
                 return None if default is _MISSING else default
             if default is _MISSING:

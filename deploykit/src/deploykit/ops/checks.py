@@ -75,20 +75,75 @@ def workers_seen(app=None, timeout: float = 1.0) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
+def consumers(app=None, timeout: float = 1.0) -> dict[str, list[str]]:
+    """worker node name -> the queues it consumes, from one `active_queues` broadcast (as cheap as the
+    ping: one control message, bounded by `timeout`); {} when the broker or every worker is silent."""
+    app = app or _celery_app()
+    try:
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:
+        return {}
+    return {worker: sorted(queue["name"] for queue in queues or []) for worker, queues in replies.items()}
+
+
+def queue_status(by_worker: dict[str, list[str]], app=None, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
+    """Each queue a worker consumes or the deployment declares (DEPLOYKIT_CONSUMED_QUEUES): its consumers
+    and its backlog, the messages waiting in the broker (Redis: the length of the queue's lists; RabbitMQ:
+    a passive declare's message count). Backlog None: not declared in the broker (yet), or no answer
+    within `timeout` (one connection for all queues, with a hard deadline as the broker check)."""
+    app = app or _celery_app()
+    declared = getattr(settings, "DEPLOYKIT_CONSUMED_QUEUES", None) or []
+    names = sorted({queue for queues in by_worker.values() for queue in queues} | set(declared))
+    backlog = _backlogs(app, names, timeout) if names else {}
+    return {name: {"consumers": sorted(w for w, queues in by_worker.items() if name in queues),
+                   "backlog": backlog.get(name)} for name in names}
+
+
+def _backlogs(app, names: list[str], timeout: float) -> dict[str, int | None]:
+    def count() -> dict[str, int | None]:
+        counts: dict[str, int | None] = {}
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+            channel = conn.channel()
+            redis = conn.transport.driver_type == "redis"
+            for name in names:
+                try:
+                    counts[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except conn.channel_errors:
+                    # Redis: a queue without messages has no list (kombu says NOT_FOUND): empty. RabbitMQ: not
+                    # declared yet, and the broker closed the channel, so take a new one.
+                    counts[name] = 0 if redis else None
+                    if not redis:
+                        channel = conn.channel()
+            channel.close()
+        return counts
+
+    attempt = ThreadPoolExecutor(1, thread_name_prefix="queue-backlog")
+    try:
+        return attempt.submit(count).result(timeout + 1)
+    except Exception as exc:
+        logger.error("queue backlog check failed: %r", exc)
+        return {}
+    finally:
+        attempt.shutdown(wait=False)
+
+
 def _celery_app():
     from celery import current_app
 
     return current_app._get_current_object()
 
 
+DEFAULT_BEAT_LAST_RUN = "deploykit.models.beat_last_run"
+
+
 def beat_status() -> dict[str, Any]:
-    """Beat's last recorded tick, via the hook named by DEPLOYKIT_BEAT_LAST_RUN (a callable path)."""
+    """Beat's last recorded tick: deploykit's own (`deploykit.beat_tick`, deploykit.models.beat_last_run), or
+    the callable path a project names in DEPLOYKIT_BEAT_LAST_RUN."""
     from django.utils.module_loading import import_string
 
-    hook = getattr(settings, "DEPLOYKIT_BEAT_LAST_RUN", None)
+    hook = getattr(settings, "DEPLOYKIT_BEAT_LAST_RUN", None) or DEFAULT_BEAT_LAST_RUN
     max_age = 3 * getattr(settings, "DEPLOYKIT_BEAT_TICK_SECONDS", 15) + 10
-    if not hook:
-        return {"ok": True, "last_run": None, "note": "no beat tick hook configured"}
     try:
         last_run = import_string(hook)()
     except Exception:

@@ -33,8 +33,11 @@ def readyz(request):
 def status(request):
     database = checks.check_database()
     broker = checks.check_broker()
-    workers = checks.workers_seen() if broker["ok"] else []
+    by_worker = checks.consumers() if broker["ok"] else {}
+    workers = sorted(by_worker)
+    # Informational: each queue with its consumers and backlog (a queue without consumers shows it here).
+    queues = checks.queue_status(by_worker) if broker["ok"] else {}
     beat = checks.beat_status() if database["ok"] else {"ok": False, "last_run": None, "error": "database down"}
     ok = database["ok"] and broker["ok"] and bool(workers) and beat["ok"]
-    body = {"ok": ok, "database": database, "broker": broker, "workers": workers, "beat": beat}
+    body = {"ok": ok, "database": database, "broker": broker, "workers": workers, "queues": queues, "beat": beat}
     return JsonResponse(body, status=200 if ok else 503)
