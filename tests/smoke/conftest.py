@@ -14,6 +14,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "compose: needs the Docker Compose stack itself (docker inspect, scaling)")
     config.addinivalue_line("markers", "browser: drives Debian's headless Chromium through Playwright")
     config.addinivalue_line("markers", "disruptive: changes the running stack (scales/stops workers); runs last")
+    config.addinivalue_line("markers", "reference: exercises the reference project's own API (app/); the generic "
+                            "suite, run against any project, is `-m 'not reference'`")
 
 
 def pytest_collection_modifyitems(config, items):

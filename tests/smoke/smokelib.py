@@ -54,9 +54,22 @@ class Target:
         return session
 
 
-# Every queue the app routes to must have a live worker. Worker names start with the queues they
-# consume ("default@host" or "default-io-images@host", whichever queues a target groups into one pool).
-QUEUES = frozenset({"default", "io", "images"})
+# Every queue the project routes to must have a live worker: SMOKE_QUEUES (default: the reference
+# project's). Worker names start with the queues they consume ("default@host" or "default-io-images@host",
+# whichever queues a target groups into one pool).
+QUEUES = frozenset(q.strip() for q in os.environ.get("SMOKE_QUEUES", "default,io,images").split(",") if q.strip())
+
+
+def exec_command() -> list[str]:
+    """The command prefix that runs a command in an app container of the target (SMOKE_EXEC; for Compose,
+    `exec -T web` of SMOKE_COMPOSE). Empty when the target gives neither."""
+    import shlex
+
+    if os.environ.get("SMOKE_EXEC"):
+        return shlex.split(os.environ["SMOKE_EXEC"])
+    if os.environ.get("SMOKE_COMPOSE"):
+        return [*shlex.split(os.environ["SMOKE_COMPOSE"]), "exec", "-T", "web"]
+    return []
 
 
 def queues_in_name(worker: str) -> set[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from smokelib import png_bytes
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.reference]
 CHROMIUM = os.environ.get("SMOKE_CHROMIUM", "/usr/bin/chromium")
 # Debian's own Chromium, never a downloaded one (`playwright install` is not used anywhere).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

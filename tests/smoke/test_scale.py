@@ -14,7 +14,7 @@ from smokelib import poll
 from test_flower import flower_workers
 
 # disruptive: stops workers, so conftest runs these after every other test.
-pytestmark = [pytest.mark.compose, pytest.mark.disruptive]
+pytestmark = [pytest.mark.compose, pytest.mark.disruptive, pytest.mark.reference]
 SCALE = 3
 BURST = 24  # sleep(0.5) tasks: a few rounds of 2 processes x 3 workers
 TASK_SECONDS = 6
