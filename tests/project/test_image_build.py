@@ -1,0 +1,151 @@
+"""The app image built from a project other than the reference one, the way CI builds (offline: the
+local Python image, a wheelhouse made with its interpreter, OFFLINE=1), through
+compose/images/app/prepare.sh, which compose/scripts/build-images.sh uses.
+
+- refusals before any build: no dependency file, several, a project that asks for another Python;
+- examples/bookshop (uv.lock) really built: its packages import, collectstatic ran at the build step
+  with its settings module, uid 10001, tini, root-owned byte-compiled code, no compiler and no pip in
+  the runtime stage; the dependency file detected is uv.lock, exported with hashes;
+- the same project's plain requirements variant (PROJECT_REQUIREMENTS=requirements/production.txt,
+  unhashed, with a -r include) installs too.
+
+Run: `make test-project-image` (needs Docker). PY_IMAGE names the base image to use as it is (default:
+compose/images/python/build.sh makes blueprint/python:3.13-trixie); PROJECT_TEST_IMAGE the image name.
+
+Measured on the 2-core machine, beside a CI run using Docker and both cores: see TIMES below.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+TIMES = """
+cold (no project wheelhouse, no cached layer of this project): see the commit message / docs/your-project.md
+warm (wheelhouse and layers cached): see the commit message / docs/your-project.md
+"""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PREPARE = REPO_ROOT / "compose" / "images" / "app" / "prepare.sh"
+DOCKERFILE = REPO_ROOT / "compose" / "images" / "app" / "Dockerfile"
+BOOKSHOP = REPO_ROOT / "examples" / "bookshop"
+IMAGE = os.environ.get("PROJECT_TEST_IMAGE", "project-test/bookshop:latest")
+# The agreed interface of the settings helper: until deploykit.settings exists in this checkout the
+# production module cannot import, and the build uses the bookshop's base settings instead.
+HAS_APPLY = (REPO_ROOT / "deploykit" / "src" / "deploykit" / "settings.py").exists() or \
+    (REPO_ROOT / "deploykit" / "src" / "deploykit" / "settings" / "__init__.py").exists()
+SETTINGS = "bookshop.settings.production" if HAS_APPLY else "bookshop.settings.base"
+
+pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="needs Docker")
+
+
+def env(**extra: str) -> dict:
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("PROJECT_DIR", "PROJECT_REQUIREMENTS", "DJANGO_SETTINGS_MODULE", "BASE_PYTHON")}
+    return {**base, "ENV_FILE": os.devnull, **extra}
+
+
+def prepare(project: Path, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PREPARE), "offline"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          env=env(PROJECT_DIR=str(project), **extra), timeout=900)
+
+
+def build(project: Path, tag: str, **extra: str) -> tuple[list[str], float]:
+    began = time.monotonic()
+    proc = prepare(project, **extra)
+    assert proc.returncode == 0, proc.stderr
+    context, *args = proc.stdout.splitlines()
+    built = subprocess.run(["docker", "build", "-q", "-f", str(DOCKERFILE), "-t", tag, *args, context],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-6000:]
+    return [proc.stderr, *args], time.monotonic() - began
+
+
+def run(image: str, *cmd: str, entrypoint: str | None = None) -> subprocess.CompletedProcess:
+    args = ["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none"]
+    if entrypoint is not None:
+        args += ["--entrypoint", entrypoint]
+    return subprocess.run([*args, image, *cmd], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def fake_project(tmp_path: Path) -> Path:
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "manage.py").write_text("import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\n")
+    return root
+
+
+def test_no_dependency_file_is_refused(fake_project):
+    proc = prepare(fake_project, PY_IMAGE="unused:never-built")
+    assert proc.returncode == 2
+    assert "no dependency file" in proc.stderr and "uv.lock, requirements.txt, poetry.lock" in proc.stderr
+
+
+def test_several_dependency_files_are_refused(fake_project):
+    (fake_project / "requirements.txt").write_text("django\n")
+    (fake_project / "poetry.lock").write_text("")
+    proc = prepare(fake_project, PY_IMAGE="unused:never-built")
+    assert proc.returncode == 2
+    assert "several dependency files" in proc.stderr and "requirements.txt, poetry.lock" in proc.stderr
+
+
+def test_another_python_is_refused_naming_both(fake_project):
+    (fake_project / "requirements.txt").write_text("django\n")
+    (fake_project / ".python-version").write_text("3.14\n")
+    proc = prepare(fake_project, PY_IMAGE="unused:never-built")
+    assert proc.returncode == 2
+    assert "asks for Python 3.14" in proc.stderr and "base image has Python 3.13" in proc.stderr
+
+
+def test_bookshop_image(tmp_path):
+    notes, seconds = build(BOOKSHOP, IMAGE, DJANGO_SETTINGS_MODULE=SETTINGS)
+    print(f"bookshop image built in {seconds:.0f} s (prepare + docker build)")
+    assert "dependencies from" in notes[0] and "uv.lock (uv)" in notes[0]
+    assert "--build-arg" in notes and "REQUIRE_HASHES=1" in notes and "PROJECT_DIR=project" in notes
+
+    config = json.loads(subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, text=True,
+                                       check=True).stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["tini", "--"]
+    assert f"DJANGO_SETTINGS_MODULE={SETTINGS}" in config["Env"]
+
+    check = run(IMAGE, "python", "-c", "; ".join([
+        "import os, django, celery, redis, psycopg, django_celery_beat, environ, whitenoise, deploykit, bookshop",
+        "from bookshop.celery_app import app",
+        "assert app.main == 'bookshop', app.main",
+        "assert django.VERSION[:2] == (5, 2), django.VERSION",
+        "print(os.getuid(), django.get_version(), celery.__version__)",
+    ]))
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split()[0] == "10001"
+
+    # collectstatic ran at the build step with the project's settings (admin's files are there).
+    static = run(IMAGE, "sh", "-c", "ls /app/staticfiles/admin/css | head -3")
+    assert static.returncode == 0 and static.stdout.strip(), static.stderr
+    # Code root-owned and byte-compiled; the app user cannot write it.
+    owner = run(IMAGE, "sh", "-c", "stat -c %U /app/manage.py /app/bookshop/shop/tasks.py; "
+                                   "ls /app/bookshop/shop/__pycache__ | grep -c 'tasks.cpython'; "
+                                   "touch /app/x 2>/dev/null && echo writable || echo read-only")
+    assert owner.stdout.split() == ["root", "root", "1", "read-only"], owner.stdout + owner.stderr
+    # The runtime stage has no compiler and no pip (nothing installs or builds at run time).
+    tools = run(IMAGE, "sh", "-c", "for t in gcc cc c++ make; do command -v $t; done; "
+                                   "python -m pip --version 2>/dev/null; true")
+    assert tools.stdout.strip() == "", tools.stdout
+    # The process manager is tini; the settings package is the project's, not the reference one.
+    assert run(IMAGE, "sh", "-c", "command -v tini").stdout.strip()
+    assert run(IMAGE, "sh", "-c", "test ! -e /app/config").returncode == 0
+
+
+def test_bookshop_plain_requirements_variant():
+    """The same project from its unhashed requirements (named in PROJECT_REQUIREMENTS, -r include)."""
+    tag = IMAGE.rsplit(":", 1)[0] + ":plain"
+    notes, seconds = build(BOOKSHOP, tag, DJANGO_SETTINGS_MODULE=SETTINGS,
+                           PROJECT_REQUIREMENTS="requirements/production.txt")
+    print(f"bookshop plain-requirements image built in {seconds:.0f} s")
+    assert "production.txt (requirements)" in notes[0] and "REQUIRE_HASHES=0" in notes
+    check = run(tag, "python", "-c", "import django, celery, redis, psycopg, deploykit, bookshop")
+    assert check.returncode == 0, check.stderr
