@@ -19,7 +19,7 @@
 #   PY_IMAGE                offline: the base image, used as it is (default: the local Python image of
 #                           BASE_PYTHON, built when missing by compose/images/python/build.sh)
 # The reference project builds from the repository root, as always. Another project builds from its own
-# context, build/projects/<name>/context: the project's files (without .git, virtualenvs, .env, caches,
+# context, build/projects/<name>/py<X.Y>/context: the project's files (without .git, virtualenvs, .env, caches,
 # collected static files, media or a SQLite database), deploykit, the one requirements file made by
 # scripts/project/resolve-deps and, offline, the wheelhouse made from it.
 set -o errexit -o pipefail -o nounset
@@ -71,7 +71,7 @@ fi
 py=.venv/bin/python
 [ -x "$py" ] || scripts/setup/ensure-venv.sh >&2
 name=$(basename "$project" | tr -c 'A-Za-z0-9_.\n-' '-')
-work=build/projects/$name
+work=build/projects/$name/py$BASE_PYTHON  # a wheelhouse per Python: wheels differ
 ctx=$work/context
 mkdir -p "$ctx"
 resolve=("$project" --out "$ctx/requirements.txt" --python "$BASE_PYTHON")
