@@ -59,7 +59,8 @@ def build(project: Path, tag: str, **extra: str | None) -> tuple[list[str], floa
     proc = prepare(project, **extra)
     assert proc.returncode == 0, proc.stderr
     context, *args = proc.stdout.splitlines()
-    built = subprocess.run(["docker", "build", "-q", "-f", str(DOCKERFILE), "-t", tag, *args, context],
+    no_cache = ["--no-cache"] if os.environ.get("PROJECT_TEST_NO_CACHE") == "1" else []  # a cold build
+    built = subprocess.run(["docker", "build", "-q", *no_cache, "-f", str(DOCKERFILE), "-t", tag, *args, context],
                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-6000:]
     return [proc.stderr, *args], time.monotonic() - began
@@ -143,6 +144,25 @@ def test_bookshop_plain_requirements_variant():
     assert "production.txt (requirements)" in notes[0] and "REQUIRE_HASHES=0" in notes
     check = run(tag, "python", "-c", "import django, celery, redis, psycopg, deploykit, bookshop")
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.skipif(os.environ.get("PROJECT_TEST_SDIST") != "1",
+                    reason="opt-in: make test-project-image-sdist (compilers in the download container and the builder)")
+def test_sdist_is_built_in_the_builder_only(tmp_path):
+    """psycopg[c] has no wheel: its sdist comes into the wheelhouse (pg_config needed for its metadata,
+    so the download container gets build tools), the builder stage compiles it, and the runtime stage
+    gets libpq5 but no compiler."""
+    project = tmp_path / "bookshop-c"
+    shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3*"))
+    production = project / "requirements" / "production.txt"
+    production.write_text(production.read_text().replace("psycopg[binary]", "psycopg[c]"))
+    tag = IMAGE.rsplit(":", 1)[0] + ":psycopg-c"
+    _, seconds = build(project, tag, DJANGO_SETTINGS_MODULE=SETTINGS, PROJECT_REQUIREMENTS="requirements/production.txt")
+    print(f"bookshop with psycopg[c] built in {seconds:.0f} s")
+    check = run(tag, "sh", "-c", "python -c 'import psycopg; print(psycopg.pq.__impl__)'; "
+                                 "grep -x libpq5 /opt/venv/.runtime-packages; "
+                                 "for t in gcc cc make; do command -v $t; done; true")
+    assert check.stdout.split() == ["c", "libpq5"], check.stdout + check.stderr
 
 
 @pytest.mark.skipif(os.environ.get("BASE_PYTHON_TEST") != "3.14",

@@ -27,13 +27,21 @@ binary=--only-binary=:all:
 hashes=""
 grep -q -- '--hash=' "$LOCK" && hashes=--require-hashes
 mkdir -p "$WHEELHOUSE"
-echo "==> downloading the wheels of $LOCK for $PY_IMAGE's Python into $WHEELHOUSE"
-docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp \
-  -v "$PWD/$WHEELHOUSE:/wh" -v "$PWD/$LOCK:/req/requirements.txt:ro" -v "$CA:/ca.crt:ro" -e PIP_CERT=/ca.crt \
-  -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e BINARY="$binary" -e HASHES="$hashes" "$PY_IMAGE" sh -c '
+download() { # download TOOLS: TOOLS=1 runs as root with compilers and libpq's headers in the container
+  local user=(--user "$(id -u):$(id -g)")
+  [ "$1" = 1 ] && user=()
+  docker run --rm "${user[@]}" -e HOME=/tmp -e TOOLS="$1" -e OWNER="$(id -u):$(id -g)" \
+    -v "$PWD/$WHEELHOUSE:/wh" -v "$PWD/$LOCK:/req/requirements.txt:ro" -v "$CA:/ca.crt:ro" -e PIP_CERT=/ca.crt \
+    -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e BINARY="$binary" -e HASHES="$hashes" "$PY_IMAGE" sh -c '
     set -e
+    if [ "$TOOLS" = 1 ]; then
+      apt-get update -qq && apt-get install -y -qq --no-install-recommends build-essential libpq-dev \
+        pkg-config python3-dev >/dev/null
+    fi
     python3 -m venv /tmp/v
-    /tmp/v/bin/pip download --quiet $BINARY $HASHES -d /wh -r /req/requirements.txt
+    status=0
+    /tmp/v/bin/pip download --quiet $BINARY $HASHES -d /wh -r /req/requirements.txt || status=$?
+    if [ "$status" = 0 ]; then
     # Build requirements of the sdists (pip download does not fetch them): from each pyproject.toml.
     /tmp/v/bin/python - <<"PY" >/tmp/build-reqs.txt
 import glob, tarfile, tomllib, zipfile
@@ -53,7 +61,18 @@ for sdist in glob.glob("/wh/*.tar.gz") + glob.glob("/wh/*.zip"):
 print("\n".join(sorted(reqs)))
 PY
     if [ -s /tmp/build-reqs.txt ]; then
-      /tmp/v/bin/pip download --quiet --only-binary=:all: -d /wh -r /tmp/build-reqs.txt
-    fi'
+      /tmp/v/bin/pip download --quiet --only-binary=:all: -d /wh -r /tmp/build-reqs.txt || status=$?
+    fi
+    fi
+    [ "$TOOLS" != 1 ] || chown -R "$OWNER" /wh
+    exit $status'
+}
+echo "==> downloading the wheels of $LOCK for $PY_IMAGE's Python into $WHEELHOUSE"
+if ! download 0; then
+  # An sdist whose metadata needs a compiler or a library's headers (psycopg[c] runs pg_config): again
+  # with them, in the throwaway container only (the image's builder stage installs them for itself).
+  echo "==> again with build tools in the download container (a package builds from source)"
+  download 1
+fi
 rm -f "$WHEELHOUSE"/.lock-*
 touch "$STAMP"
