@@ -22,6 +22,8 @@ the whole file (refusals + both builds + checks), base image present:
         a fresh clone):                                       16 s (builds 7 s and 5 s)
   psycopg[c] (opt-in), its wheelhouse and layers new:         82 s; 163 s with the builder's apt
                                                               layer new as well
+  BASE_PYTHON=3.14 (opt-in): Debian testing's base 49 s (debootstrap, python3.14 3.14.8), then the
+                             build 87 s (its wheelhouse and layers new)
 """
 import json
 import os
