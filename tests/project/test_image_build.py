@@ -7,7 +7,9 @@ compose/images/app/prepare.sh, which compose/scripts/build-images.sh uses.
   with its settings module, uid 10001, tini, root-owned byte-compiled code, no compiler and no pip in
   the runtime stage; the dependency file detected is uv.lock, exported with hashes;
 - the same project's plain requirements variant (PROJECT_REQUIREMENTS=requirements/production.txt,
-  unhashed, with a -r include) installs too.
+  unhashed, with a -r include) installs too;
+- a project lacking one of deploykit's declared dependencies (gunicorn) is stopped by pip check,
+  which names it.
 
 Run: `make test-project-image` (in `make test`; needs Docker). PY_IMAGE names the base image to use
 as it is (default: compose/images/python/build.sh makes blueprint/python:3.13-trixie);
@@ -17,9 +19,11 @@ test-project-image-314` (BASE_PYTHON=3.14).
 
 Measured 2026-12-06 on the 2-core machine, beside a CI run using Docker and both cores (load 4-6),
 the whole file (refusals + both builds + checks), base image present:
-  cold (no wheelhouse, --no-cache):                          105 s (uv.lock build 59 s, plain 43 s)
+  cold (no wheelhouse, --no-cache):                          105 s (uv.lock build 59 s, plain 43 s),
+                                                              + 35 s for the missing-dependency build
+                                                              (added later, measured alone, cold)
   warm (layers cached; wheelhouse downloaded again, as in
-        a fresh clone):                                       16 s (builds 7 s and 5 s)
+        a fresh clone):                                       24 s (the two builds 7 s and 5 s)
   psycopg[c] (opt-in), its wheelhouse and layers new:         82 s; 163 s with the builder's apt
                                                               layer new as well
   BASE_PYTHON=3.14 (opt-in): Debian testing's base 49 s (debootstrap, python3.14 3.14.8), then the
@@ -150,6 +154,23 @@ def test_bookshop_plain_requirements_variant():
     assert "production.txt (requirements)" in notes[0] and "REQUIRE_HASHES=0" in notes
     check = run(tag, "python", "-c", "import django, celery, redis, psycopg, deploykit, bookshop")
     assert check.returncode == 0, check.stderr
+
+
+def test_missing_deploykit_dependency_stops_the_build(tmp_path):
+    """The project's dependencies win; one that lacks what deploykit declares (gunicorn here) stops the
+    build in the depcheck stage, and pip check names it."""
+    project = tmp_path / "bookshop-nogunicorn"
+    shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3*"))
+    production = project / "requirements" / "production.txt"
+    production.write_text(production.read_text().replace("gunicorn>=23\n", ""))
+    proc = prepare(project, DJANGO_SETTINGS_MODULE=SETTINGS, PROJECT_REQUIREMENTS="requirements/production.txt")
+    assert proc.returncode == 0, proc.stderr
+    context, *args = proc.stdout.splitlines()
+    built = subprocess.run(["docker", "build", "--force-rm", "-f", str(DOCKERFILE), "-t", "project-test/never:built", *args, context],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    assert built.returncode != 0
+    assert "deploykit" in built.stdout and "requires gunicorn, which is not installed" in built.stdout, built.stdout[-3000:]
+    assert "add the missing distribution to the project's dependency file" in built.stdout + built.stderr
 
 
 @pytest.mark.skipif(os.environ.get("PROJECT_TEST_SDIST") != "1",

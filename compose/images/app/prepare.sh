@@ -61,7 +61,7 @@ settings=$(setting DJANGO_SETTINGS_MODULE "$default_settings")
 args=(--build-arg "BASE_IMAGE=$base" --build-arg "DJANGO_SETTINGS_MODULE=$settings")
 [ "$MODE" = offline ] && args+=(--build-arg OFFLINE=1)
 
-if [ "$project" = "$PWD/app" ] && [ -z "$PROJECT_REQUIREMENTS" ]; then
+if [ "$project" = "$PWD/app" ] && { [ -z "$PROJECT_REQUIREMENTS" ] || [ "$PROJECT_REQUIREMENTS" -ef requirements/app.lock ]; }; then
   # The reference project: the repository root is the context, requirements/app.lock the lock.
   if [ "$MODE" = offline ]; then PY_IMAGE=$base compose/images/app/build-wheelhouse.sh >&2; fi
   printf '%s\n' . "${args[@]}"
