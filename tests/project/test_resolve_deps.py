@@ -277,3 +277,9 @@ def test_requires_python(project, spec, python, ok):
 def test_bookshop_is_refused_on_an_older_base(tmp_path):
     proc = run(BOOKSHOP, "--python", "3.12", out=tmp_path / "req.txt")
     assert proc.returncode == 2 and "asks for Python 3.13" in proc.stderr
+
+
+def test_pyproject_without_a_lock_is_refused_with_a_hint(project):
+    write(project, {"pyproject.toml": '[project]\nname = "x"\ndependencies = ["django"]\n'})
+    proc = run(project)
+    assert proc.returncode == 2 and "no dependency file" in proc.stderr and "uv lock" in proc.stderr
