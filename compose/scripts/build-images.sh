@@ -12,6 +12,9 @@
 # IMAGE_NAMESPACE (default blueprint) names the stack's images, NS/app:TAG and NS/app:latest etc.: a
 # benchmark or a second checkout can build without retagging the user's images. The shared offline
 # bases (blueprint/debian, blueprint/python) keep their names.
+# The app image is built from the configured project (compose/images/app/prepare.sh, docs/your-project.md):
+# PROJECT_DIR, PROJECT_REQUIREMENTS, DJANGO_SETTINGS_MODULE and BASE_PYTHON, from the environment or .env
+# (ENV_FILE); by default the reference project in app/.
 # Tags: app and proxy get the git description (IMAGE_TAG overrides it; build/compose-images.env names
 # it), `latest` and the release version in VERSION. Labels (OCI): version = VERSION, revision = the commit,
 # source = IMAGE_SOURCE (default: the chart's home), licences in each Dockerfile.
@@ -63,7 +66,9 @@ if [ "$MODE" = offline ]; then
   step=$SECONDS
   compose/images/debian/build.sh
   compose/images/python/build.sh
-  compose/images/app/build-wheelhouse.sh
+  # The app's project, dependencies, Python and wheelhouse (docs/your-project.md): refusals stop here.
+  compose/images/app/prepare.sh offline >build/app-build-args
+  mapfile -t app_build <build/app-build-args
   echo "    base, Python image and wheelhouse ready in $((SECONDS - step)) s"
   base=${BASE_IMAGE:-blueprint/debian:trixie}
   # Independent builds, mostly waiting on the apt mirror: run them side by side.
@@ -72,8 +77,8 @@ if [ "$MODE" = offline ]; then
   build "$NS/redis:8" compose/images/redis --build-arg BASE_IMAGE="$base" & pids+=($!)
   build "$NS/rabbitmq:4" compose/images/rabbitmq --build-arg BASE_IMAGE="$base" & pids+=($!)
   build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" -t "$NS/proxy:$RELEASE" --build-arg BASE_IMAGE="$base" & pids+=($!)
-  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
-    --build-arg BASE_IMAGE="${PY_IMAGE:-blueprint/python:3.13-trixie}" --build-arg OFFLINE=1 & pids+=($!)
+  build "$NS/app:$TAG" "${app_build[0]}" -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
+    "${app_build[@]:1}" & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid"; done
   # S3 mode (STORAGE=s3, compose/compose.s3.yaml): the object store, built from the Go module proxy.
   s3_image="# S3_IMAGE: not built (STORAGE=s3 builds blueprint/s3)"
@@ -92,8 +97,10 @@ $s3_image
 ENV
 else
   build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" -t "$NS/proxy:$RELEASE" --build-arg BASE_IMAGE=debian:trixie-slim
-  build "$NS/app:$TAG" . -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
-    --build-arg BASE_IMAGE=python:3.13-slim-trixie
+  compose/images/app/prepare.sh online >build/app-build-args
+  mapfile -t app_build <build/app-build-args
+  build "$NS/app:$TAG" "${app_build[0]}" -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
+    "${app_build[@]:1}"
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
 # Postgres/Redis/RabbitMQ: the official images (compose/compose.yaml defaults).

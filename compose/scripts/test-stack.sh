@@ -19,7 +19,9 @@ export PROXY_HTTPS_PORT=${SMOKE_HTTPS_PORT:-18443} PROXY_HTTP_PORT=${SMOKE_HTTP_
 say() { echo "==> $*"; }
 
 scripts/setup/ensure-chromium.sh
-compose/scripts/build-images.sh
+# The smoke suite checks the reference project: a PROJECT_DIR in .env or the shell is not built here.
+PROJECT_DIR=app PROJECT_REQUIREMENTS=requirements/app.lock DJANGO_SETTINGS_MODULE=config.settings ENV_FILE=/dev/null \
+  compose/scripts/build-images.sh
 
 mkdir -p build
 rm -f "$ENV_FILE" "$CA_FILE"

@@ -3,10 +3,15 @@
 # Used where `docker pull` cannot work (air-gapped sites, our CI). Idempotent: skips when the image exists
 # and was made by this version of the script (label blueprint.recipe = hash of this file), so a change
 # here rebuilds the base (and, through the layer cache, every image FROM it) once.
-#   BASE_IMAGE   name:tag to produce (default blueprint/debian:trixie)
+#   BASE_IMAGE   name:tag to produce (default blueprint/debian:$DEBIAN_SUITE)
+#   DEBIAN_SUITE trixie (default, Debian 13) or forky (Debian's testing suite: Python 3.14, for
+#                BASE_PYTHON=3.14; the mirror's copy may carry an expired Release file, so apt in that
+#                image does not check Valid-Until)
 #   DEBIAN_MIRROR  apt mirror URI (default: the first URI in this machine's apt sources)
 set -o errexit -o pipefail -o nounset
-BASE_IMAGE=${BASE_IMAGE:-blueprint/debian:trixie}
+SUITE=${DEBIAN_SUITE:-trixie}
+case "$SUITE" in trixie | forky) ;; *) echo "ERROR: DEBIAN_SUITE must be trixie or forky (got '$SUITE')" >&2; exit 1 ;; esac
+BASE_IMAGE=${BASE_IMAGE:-blueprint/debian:$SUITE}
 RECIPE=$(sha256sum "$0" | cut -c1-16)
 if [ "$(docker image inspect -f '{{index .Config.Labels "blueprint.recipe"}}' "$BASE_IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
   exit 0
@@ -19,9 +24,16 @@ MIRROR=${DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d
 ROOTFS=$(mktemp -d)
 LOG=$(mktemp)
 trap 'rm -rf "$ROOTFS" "$LOG"' EXIT
-echo "==> debootstrap trixie into a temporary rootfs (about 40 s)"
-debootstrap --variant=minbase --include=ca-certificates trixie "$ROOTFS" "$MIRROR" >"$LOG" 2>&1 \
+# debootstrap knows a suite by its script; an older debootstrap lacks forky's, which is sid's.
+script=/usr/share/debootstrap/scripts/$SUITE
+[ -e "$script" ] || script=/usr/share/debootstrap/scripts/sid
+echo "==> debootstrap $SUITE into a temporary rootfs (about 40 s)"
+debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$ROOTFS" "$MIRROR" "$script" >"$LOG" 2>&1 \
   || { tail -20 "$LOG" >&2; exit 1; }
+if [ "$SUITE" = forky ]; then
+  # The testing suite is the only one in this image; its Release file may be past Valid-Until here.
+  echo 'Acquire::Check-Valid-Until "false";' >"$ROOTFS/etc/apt/apt.conf.d/91blueprint-testing"
+fi
 # Keep images small and apt quiet, as the official debian images do: no recommends, and no binary
 # package caches (pkgcache.bin + srcpkgcache.bin are ~95 MB after an `apt-get update` on trixie and
 # would otherwise stay in every layer that installs a package).

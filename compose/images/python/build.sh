@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Local Python 3.13 image (Debian 13 + python3 + venv), the offline stand-in for python:3.13-slim-trixie.
+# Local Python image (Debian + python3 + venv), the offline stand-in for the official python image.
 # Idempotent: skips when the image was built by this recipe on the current base image (label
 # blueprint.recipe), so a rebuilt base reaches the Python image and, through it, the app image.
+#   BASE_PYTHON  3.13 (default): Debian 13 (trixie), Python 3.13, blueprint/python:3.13-trixie
+#                3.14: Debian's testing suite (forky), whose python3 is 3.14, blueprint/python:3.14-forky
+#   --name       print the image name for BASE_PYTHON and stop (build-wheelhouse.sh, app/build.sh)
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../../.."
-PY_IMAGE=${PY_IMAGE:-blueprint/python:3.13-trixie}
-BASE_IMAGE=${BASE_IMAGE:-blueprint/debian:trixie}
-BASE_IMAGE=$BASE_IMAGE compose/images/debian/build.sh
+case "${BASE_PYTHON:-3.13}" in
+  3.13) suite=trixie ;;
+  3.14) suite=forky ;;
+  *) echo "ERROR: BASE_PYTHON must be 3.13 (Debian 13) or 3.14 (Debian testing), got '${BASE_PYTHON}'" >&2; exit 1 ;;
+esac
+PY_IMAGE=${PY_IMAGE:-blueprint/python:${BASE_PYTHON:-3.13}-$suite}
+if [ "${1:-}" = --name ]; then echo "$PY_IMAGE"; exit 0; fi
+BASE_IMAGE=${BASE_IMAGE:-blueprint/debian:$suite}
+DEBIAN_SUITE=$suite BASE_IMAGE=$BASE_IMAGE compose/images/debian/build.sh
 RECIPE="$(sha256sum "$0" | cut -c1-16)-$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" | cut -c8-23)"
 if [ "$(docker image inspect -f '{{index .Config.Labels "blueprint.recipe"}}' "$PY_IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
   exit 0
