@@ -1,18 +1,22 @@
 # Docker Compose stack (compose/, docs/compose.md): images, the front door, smoke tests.
 # BUILD_MODE=online|offline|auto picks how images are built (compose/scripts/build-images.sh).
 COMPOSE_ENV_FILE ?= .env
+# A project of its own (docs/your-project.md): its configuration file, read after .env (which keeps the
+# secrets): PROJECT_DIR, DJANGO_SETTINGS_MODULE, DEPLOYKIT_CELERY_APP, DEPLOYKIT_WSGI_APP, WORKER*_QUEUES...
+PROJECT_ENV ?=
 COMPOSE_PROJECT ?= blueprint
 # Image names chosen by the last `make images` win over .env (only image variables are in that file).
 COMPOSE_IMAGES_ENV := build/compose-images.env
 COMPOSE = docker compose -p $(COMPOSE_PROJECT) -f compose/compose.yaml $(if $(filter rabbitmq,$(BROKER)),-f compose/rabbitmq.yaml) \
 	$(if $(filter s3,$(STORAGE)),-f compose/compose.s3.yaml) \
-	--env-file $(COMPOSE_ENV_FILE) $(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))
+	--env-file $(COMPOSE_ENV_FILE) $(if $(PROJECT_ENV),--env-file $(PROJECT_ENV)) \
+	$(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))
 N ?= 3
 
-.PHONY: images up rollout-web down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 compose-env
+.PHONY: images up rollout-web down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env
 
-images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry)
-	@compose/scripts/build-images.sh
+images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry; PROJECT_ENV=FILE for a project of its own)
+	@$(if $(PROJECT_ENV),set -a && . ./$(PROJECT_ENV) && set +a &&) compose/scripts/build-images.sh
 
 compose-env:
 	@compose/scripts/gen-env.sh $(COMPOSE_ENV_FILE)
@@ -49,3 +53,10 @@ test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ 
 
 test-compose-s3: venv docker ## The same smoke suite in S3 mode (compose.s3.yaml: versitygw, no shared volume)
 	@compose/scripts/test-stack.sh redis s3
+
+# The example's uv.lock is not kept in the repository (it names the package index's host): made here.
+examples/bookshop/uv.lock: examples/bookshop/pyproject.toml | venv
+	cd examples/bookshop && UV_NATIVE_TLS=1 UV_PYTHON_DOWNLOADS=never ../../$(VENV)/bin/uv lock --quiet
+
+test-compose-project: venv docker examples/bookshop/uv.lock ## A second project (examples/bookshop) deployed from its configuration file alone; the generic smoke suite against it
+	@PROJECT_ENV=examples/bookshop/deploy/compose.env compose/scripts/test-stack.sh redis

@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.."
 say() { echo "==> $*"; }
 
 OFFICIAL_IMAGES="python:3.13-slim-trixie debian:trixie-slim postgres:17 redis:8 rabbitmq:4"
-OUT=build/compose-images.env
+OUT=${COMPOSE_IMAGES_ENV:-build/compose-images.env}
 VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 GIT_REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 TAG=${IMAGE_TAG:-$VERSION}

@@ -3,6 +3,9 @@
 # throw-away stack under its own project name and ports (so a user's `make up` is untouched), run the
 # smoke suite against it, print the logs if anything failed, and always tear it down with its volumes.
 # Usage: test-stack.sh redis|rabbitmq [filesystem|s3]
+# PROJECT_ENV=FILE: a project of its own instead of app/, deployed from that configuration file alone (as
+# `make up PROJECT_ENV=FILE` does; docs/your-project.md), then only the generic smoke tests (not the
+# reference project's API: `-m "not reference"`).
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 BROKER=${1:-redis}
@@ -11,6 +14,15 @@ export BUILD_MODE=${BUILD_MODE:-offline}
 # (Not `$([ ... ] && echo -s3)`: an assignment takes its substitution's status, and errexit would stop here.)
 PROJECT=blueprint-test-$BROKER
 if [ "$STORAGE" = s3 ]; then PROJECT+=-s3; fi
+PROJECT_ENV=${PROJECT_ENV:-}
+if [ -n "$PROJECT_ENV" ]; then
+  # shellcheck disable=SC1090
+  name=$(set -a && . "$PROJECT_ENV" && basename "${PROJECT_DIR:?PROJECT_DIR is not set in $PROJECT_ENV}")
+  PROJECT=blueprint-test-$name
+fi
+# The reference images' names go where the other suites read them; a project's to a file of its own.
+IMAGES_ENV=build/compose-images.env
+[ -n "$PROJECT_ENV" ] && IMAGES_ENV=build/$PROJECT-images.env
 ENV_FILE=build/$PROJECT.env
 CA_FILE=build/$PROJECT-ca.crt
 # Host ports of the test stack (loopback only), away from `make up`'s 8443/8080.
@@ -19,9 +31,15 @@ export PROXY_HTTPS_PORT=${SMOKE_HTTPS_PORT:-18443} PROXY_HTTP_PORT=${SMOKE_HTTP_
 say() { echo "==> $*"; }
 
 scripts/setup/ensure-chromium.sh
-# The smoke suite checks the reference project: a PROJECT_DIR in .env or the shell is not built here.
-PROJECT_DIR=app PROJECT_REQUIREMENTS=requirements/app.lock DJANGO_SETTINGS_MODULE=config.settings ENV_FILE=/dev/null \
-  compose/scripts/build-images.sh
+if [ -n "$PROJECT_ENV" ]; then
+  # The project's own images, under its own names (the reference project's stay as they are).
+  (set -a && . "$PROJECT_ENV" && IMAGE_NAMESPACE=blueprint-$name COMPOSE_IMAGES_ENV=$IMAGES_ENV ENV_FILE=/dev/null \
+    compose/scripts/build-images.sh)
+else
+  # The reference smoke suite checks app/: a PROJECT_DIR in .env or the shell is not built here.
+  PROJECT_DIR=app PROJECT_REQUIREMENTS=requirements/app.lock DJANGO_SETTINGS_MODULE=config.settings ENV_FILE=/dev/null \
+    compose/scripts/build-images.sh
+fi
 
 mkdir -p build
 rm -f "$ENV_FILE" "$CA_FILE"
@@ -29,7 +47,9 @@ compose/scripts/gen-env.sh "$ENV_FILE" >/dev/null
 COMPOSE=(docker compose -p "$PROJECT" -f compose/compose.yaml)
 [ "$BROKER" = rabbitmq ] && COMPOSE+=(-f compose/rabbitmq.yaml)
 [ "$STORAGE" = s3 ] && COMPOSE+=(-f compose/compose.s3.yaml)
-COMPOSE+=(--env-file "$ENV_FILE" --env-file build/compose-images.env)
+COMPOSE+=(--env-file "$ENV_FILE")
+[ -n "$PROJECT_ENV" ] && COMPOSE+=(--env-file "$PROJECT_ENV")
+COMPOSE+=(--env-file "$IMAGES_ENV")
 
 status=1
 finish() {
@@ -70,7 +90,17 @@ export SMOKE_BROKER=$BROKER
 export SMOKE_STORAGE=$STORAGE
 export SMOKE_COMPOSE="${COMPOSE[*]}"
 export SMOKE_ARTIFACTS=tests/smoke/artifacts/$BROKER
+# The pools the configuration runs and the queues they consume (what the generic tests expect).
+pools=$("${COMPOSE[@]}" config --format json | .venv/bin/python -c '
+import json, sys
+services = json.load(sys.stdin)["services"]
+pools = {n: s["environment"]["CELERY_WORKER_QUEUES"] for n, s in services.items()
+         if n.startswith("worker") and (s.get("deploy") or {}).get("replicas", 1) != 0}
+print(",".join(sorted(pools)), ",".join(sorted({q for qs in pools.values() for q in qs.split(",") if q})))')
+export SMOKE_POOLS=${pools% *} SMOKE_QUEUES=${pools#* }
+markers=()
+[ -n "$PROJECT_ENV" ] && markers=(-m "not reference")
 
-say "running the smoke suite"
-.venv/bin/python -m pytest tests/smoke -p no:cacheprovider -q -rA --timeout 300 ${SMOKE_PYTEST_ARGS:-}
+say "running the smoke suite (pools: $SMOKE_POOLS; queues: $SMOKE_QUEUES)"
+.venv/bin/python -m pytest tests/smoke -p no:cacheprovider -q -rA --timeout 300 "${markers[@]}" ${SMOKE_PYTEST_ARGS:-}
 status=0

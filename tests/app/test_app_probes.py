@@ -164,3 +164,11 @@ def test_ensure_superuser_in_process(settings):
     call_command("ensure_superuser")
     user = get_user_model().objects.get(username="other")
     assert user.is_superuser and user.check_password("a-long-password-1")
+
+
+def test_probes_answer_when_the_project_urlconf_does_not_include_them(pod, settings):
+    """A project that only applied deploykit's settings (no include("deploykit.urls")) still has probes."""
+    settings.ROOT_URLCONF = "urls_without_probes"
+    assert pod.get("/healthz").json() == {"status": "ok"}
+    assert pod.get("/readyz").status_code == 200
+    assert pod.get("/nothing-here").status_code == 400  # everything else: the project's own handling

@@ -30,6 +30,10 @@ class ProbeMiddleware:
             try:
                 match = resolve(path)
             except Resolver404:
-                return self.get_response(request)
+                # A project whose URLconf does not include deploykit.urls still answers its probes.
+                try:
+                    match = resolve(path, urlconf="deploykit.urls")
+                except Resolver404:
+                    return self.get_response(request)
             return match.func(request, *match.args, **match.kwargs)
         return self.get_response(request)
