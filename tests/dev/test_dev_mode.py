@@ -128,8 +128,16 @@ def test_runs_in_development_mode(stack):
     assert all(starts(stack, s) == 1 for s in RELOADING), {s: starts(stack, s) for s in RELOADING}
 
 
+def wait_restarted(stack, before: dict[str, int], started: float) -> None:
+    wait_until(lambda: {s: starts(stack, s) for s in RELOADING}, 120, "every pool and beat restarted",
+               done=lambda now: all(now[s] > before[s] for s in RELOADING))
+    timed("every worker pool and beat restarted", started)
+
+
 def test_view_change_reloads_web(stack):
+    """Web answers with the new view; the pools and beat restart too (their reloader imports the URLconf)."""
     http, token = stack["http"], uuid.uuid4().hex[:8]
+    before = {s: starts(stack, s) for s in RELOADING}
     started = time.monotonic()
     edit(COPY / "bookshop" / "shop" / "views.py", 'JsonResponse({"orders": rows})',
          f'JsonResponse({{"orders": rows, "edition": "{token}"}})')
@@ -140,6 +148,7 @@ def test_view_change_reloads_web(stack):
     wait_until(edition, 120, "the edited view's answer", done=lambda e: e == token,
                retry_on=(requests.RequestException, ValueError))
     timed("web answers with the edited view", started)
+    wait_restarted(stack, before, started)
 
 
 def test_task_change_reloads_workers_and_beat(stack):
@@ -165,6 +174,4 @@ def test_task_change_reloads_workers_and_beat(stack):
     wait_until(confirmation_of_new_order, 180, "a confirmation written by the edited task",
                done=lambda task_id: task_id.endswith(f"-{token}"), retry_on=(requests.RequestException,))
     timed("the worker runs the edited task", started)
-    wait_until(lambda: {s: starts(stack, s) for s in RELOADING}, 60, "every pool and beat restarted",
-               done=lambda now: all(now[s] > before[s] for s in RELOADING))
-    timed("every worker pool and beat restarted", started)
+    wait_restarted(stack, before, started)
