@@ -113,10 +113,14 @@ def starts(stack, service: str) -> int:
     return logs(stack, service).count("restarted when a Python file changes")
 
 
-def edit(path: Path, old: str, new: str) -> None:
+def edit(stack, name: str, old: str, new: str) -> tuple[dict[str, int], float]:
+    """Edit a module of the copy's shop app, as a developer saves it; the reloader's starts so far and when."""
+    before = {s: starts(stack, s) for s in RELOADING}
+    path = COPY / "bookshop" / "shop" / name
     text = path.read_text()
     assert old in text, f"{path}: {old!r} not found"
     path.write_text(text.replace(old, new))
+    return before, time.monotonic()
 
 
 def test_runs_in_development_mode(stack):
@@ -137,10 +141,8 @@ def wait_restarted(stack, before: dict[str, int], started: float) -> None:
 def test_view_change_reloads_web(stack):
     """Web answers with the new view; the pools and beat restart too (their reloader imports the URLconf)."""
     http, token = stack["http"], uuid.uuid4().hex[:8]
-    before = {s: starts(stack, s) for s in RELOADING}
-    started = time.monotonic()
-    edit(COPY / "bookshop" / "shop" / "views.py", 'JsonResponse({"orders": rows})',
-         f'JsonResponse({{"orders": rows, "edition": "{token}"}})')
+    before, started = edit(stack, "views.py", 'JsonResponse({"orders": rows})',
+                           f'JsonResponse({{"orders": rows, "edition": "{token}"}})')
 
     def edition():
         return http.get(f"{BASE}/orders/", timeout=10).json().get("edition")
@@ -153,10 +155,8 @@ def test_view_change_reloads_web(stack):
 
 def test_task_change_reloads_workers_and_beat(stack):
     http, token = stack["http"], uuid.uuid4().hex[:8]
-    before = {s: starts(stack, s) for s in RELOADING}
-    started = time.monotonic()
-    edit(COPY / "bookshop" / "shop" / "tasks.py", "Confirmation.objects.create(task_id=self.request.id,",
-         f'Confirmation.objects.create(task_id=f"{{self.request.id}}-{token}",')
+    before, started = edit(stack, "tasks.py", "Confirmation.objects.create(task_id=self.request.id,",
+                           f'Confirmation.objects.create(task_id=f"{{self.request.id}}-{token}",')
 
     def confirmation_of_new_order():
         """An order placed now, and its confirmation's task id once the worker ran the task."""
