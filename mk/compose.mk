@@ -4,6 +4,9 @@ COMPOSE_ENV_FILE ?= .env
 # A project of its own (docs/your-project.md): its configuration file, read after .env (which keeps the
 # secrets): PROJECT_DIR, DJANGO_SETTINGS_MODULE, DEPLOYKIT_CELERY_APP, DEPLOYKIT_WSGI_APP, WORKER*_QUEUES...
 PROJECT_ENV ?=
+# Its own secrets (not kept in its repository), passed to its processes like PROJECT_ENV's variables.
+PROJECT_SECRETS ?=
+export PROJECT_ENV PROJECT_SECRETS
 COMPOSE_PROJECT ?= blueprint
 # Image names chosen by the last `make images` win over .env (only image variables are in that file).
 COMPOSE_IMAGES_ENV := build/compose-images.env

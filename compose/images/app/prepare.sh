@@ -88,7 +88,7 @@ tar -C "$project" -c --exclude-vcs --exclude=./.venv --exclude=./venv --exclude=
   --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.mypy_cache --exclude=.ruff_cache \
   . | tar -C "$ctx/project" -x
 tar -c --exclude='*.egg-info' --exclude=__pycache__ --exclude='*.pyc' \
-  deploykit/src deploykit/pyproject.toml deploykit/README.md deploykit/LICENSE | tar -C "$ctx" -x
+  deploykit/src deploykit/bin deploykit/pyproject.toml deploykit/README.md deploykit/LICENSE | tar -C "$ctx" -x
 cp LICENSE "$ctx/LICENSE"
 if [ "$MODE" = offline ]; then
   REQUIREMENTS=$ctx/requirements.txt WHEELHOUSE=$ctx/wheelhouse PY_IMAGE=$base compose/images/app/build-wheelhouse.sh >&2

@@ -35,7 +35,8 @@ dk_dir=$out/deploykit-$dk_id
 if ! compgen -G "$dk_dir/wheels/deploykit-*.whl" >/dev/null; then
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    for f in "${dk_files[@]}"; do install -D -m 0644 "$f" "$tmp/$f"; done
+    # The start scripts (deploykit/bin, the wheel's scripts) stay executable.
+    for f in "${dk_files[@]}"; do install -D -m "$([[ $f == deploykit/bin/* ]] && echo 0755 || echo 0644)" "$f" "$tmp/$f"; done
     "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$tmp/wheels" "$tmp/deploykit" >&2
     rm -rf "$dk_dir.tmp" && mkdir "$dk_dir.tmp" && mv "$tmp/wheels" "$dk_dir.tmp/wheels"
     rm -rf "$dk_dir" && mv "$dk_dir.tmp" "$dk_dir"
