@@ -64,7 +64,8 @@ export SMOKE_K8S_NAMESPACE=$NAMESPACE SMOKE_K8S_RELEASE=$RELEASE
 # from their Deployments (CELERY_WORKER_QUEUES, one pool each; any project's queue names), and a command
 # prefix that runs a command in the web container (probe_queues).
 release=app.kubernetes.io/instance=$RELEASE
-web=$(kubectl -n "$NAMESPACE" get deployment -l "$release,app.kubernetes.io/component=web" -o 'jsonpath={.items[0].metadata.name}')
+web=$(kubectl -n "$NAMESPACE" get deployment -l "$release,app.kubernetes.io/component=web" -o 'jsonpath={.items[*].metadata.name}')
+web=${web%% *}
 [ -n "$web" ] || { echo "no web Deployment of release $RELEASE in namespace $NAMESPACE" >&2; exit 1; }
 export SMOKE_EXEC="${SMOKE_EXEC:-kubectl -n $NAMESPACE exec deploy/$web -c web --}"
 pool_queues=$(kubectl -n "$NAMESPACE" get deployment -l "$release" \
