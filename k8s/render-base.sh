@@ -2,7 +2,7 @@
 # Render the kustomize bases from the chart, or check they have not drifted:
 #   k8s/base/django-celery.yaml         the reference project, from k8s/base/values.yaml
 #   k8s/examples/bookshop/bookshop.yaml  a project of its own, from its Helm values file alone
-#                                        (examples/bookshop/deploy/values.yaml, docs/your-project-helm.md)
+#                                        (examples/bookshop/deploy/values.yaml, docs/your-project.md, section Helm)
 # Usage: k8s/render-base.sh render|check
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
