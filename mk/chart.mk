@@ -18,10 +18,10 @@ chart-test: venv k8s-tools ## Chart tests: helm lint/template matrix, schema val
 	@mkdir -p build
 	$(PY) -m pytest -q -p no:cacheprovider tests/chart
 
-k8s-render: k8s-tools ## Re-render k8s/base/django-celery.yaml from the chart (commit the result)
+k8s-render: k8s-tools ## Re-render k8s/base/django-celery.yaml and k8s/examples/bookshop/bookshop.yaml from the chart (commit the result)
 	@k8s/render-base.sh render
 
-k8s-check: venv k8s-tools ## Fail when k8s/base drifted from the chart; render and validate the overlays
+k8s-check: venv k8s-tools ## Fail when k8s/base or k8s/examples drifted from the chart; render and validate the overlays
 	@mkdir -p build
 	@k8s/render-base.sh check
 	$(PY) -m pytest -q -p no:cacheprovider tests/chart/test_k8s_manifests.py

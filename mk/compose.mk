@@ -6,6 +6,9 @@ COMPOSE_ENV_FILE ?= .env
 PROJECT_ENV ?=
 # Its own secrets (not kept in its repository), passed to its processes like PROJECT_ENV's variables.
 PROJECT_SECRETS ?=
+# Compose's env_file paths are relative to compose/: both are passed relative to this checkout.
+override PROJECT_ENV := $(if $(PROJECT_ENV),$(shell realpath -m --relative-to=$(CURDIR) $(PROJECT_ENV)))
+override PROJECT_SECRETS := $(if $(PROJECT_SECRETS),$(shell realpath -m --relative-to=$(CURDIR) $(PROJECT_SECRETS)))
 export PROJECT_ENV PROJECT_SECRETS
 COMPOSE_PROJECT ?= blueprint
 # Image names chosen by the last `make images` win over .env (only image variables are in that file).

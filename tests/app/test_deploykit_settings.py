@@ -71,7 +71,8 @@ def test_apply_sets_what_deploykit_owns_and_keeps_the_projects(environ, tmp_path
     assert ns["DATABASES"]["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert ns["DATABASES"]["default"]["HOST"] == "db.internal" and ns["DATABASES"]["default"]["CONN_HEALTH_CHECKS"]
     # deploykit's apps and probe middleware, added once, the probe right before SecurityMiddleware
-    assert ns["INSTALLED_APPS"][-4:] == ["shop", "django_celery_beat", "django_celery_results", "deploykit"]
+    # (django_celery_results only where results go to the database: not with this Redis broker)
+    assert ns["INSTALLED_APPS"][-3:] == ["shop", "django_celery_beat", "deploykit"]
     assert ns["MIDDLEWARE"][:2] == [dk_settings.PROBE_MIDDLEWARE, "django.middleware.security.SecurityMiddleware"]
     # delivery: deploykit's
     assert ns["CELERY_TASK_ACKS_LATE"] and ns["CELERY_TASK_REJECT_ON_WORKER_LOST"]
@@ -87,6 +88,15 @@ def test_apply_sets_what_deploykit_owns_and_keeps_the_projects(environ, tmp_path
     assert ns["CELERY_BEAT_SCHEDULE"]["beat-tick"]["task"] == "deploykit.beat_tick"
     assert ns["CACHES"]["default"]["BACKEND"].endswith("DummyCache") and "throttle" in ns["CACHES"]
     assert ns["SECURE_SSL_REDIRECT"] and r"^healthz$" in ns["SECURE_REDIRECT_EXEMPT"]
+
+
+def test_results_in_the_database_add_django_celery_results(environ, tmp_path):
+    """RabbitMQ's default result store is the database: then (only) django_celery_results is installed."""
+    environ(**{**PRODUCTION, "CELERY_BROKER_URL": "amqp://app:s3cret-pass@rabbitmq.internal:5672/"})
+    ns = startproject_namespace(tmp_path)
+    dk_settings.apply(ns)
+    assert ns["CELERY_RESULT_BACKEND"] == "django-db"
+    assert ns["INSTALLED_APPS"][-3:] == ["django_celery_beat", "deploykit", "django_celery_results"]
 
 
 def test_apply_twice_adds_nothing_twice(environ, tmp_path):

@@ -14,8 +14,10 @@ from .helm_template_generator import CHART_DIR, HelmFailed, render_chart
     ({"web": {"gunicorn": {"workers": "four"}}}, r"/web/gunicorn/workers.*got string, want integer"),
     ({"beat": {"replicas": 2}}, r"/beat/replicas.*value must be 1"),
     ({"workers": {"autoscaler": "cpu"}}, r"/workers/autoscaler.*value must be one of"),
-    ({"workers": {"pools": [{"name": "default", "queues": ["defualt"], "pool": "prefork", "concurrency": 1,
-                             "autoscaling": {"minReplicas": 1, "maxReplicas": 2}}]}}, r"/workers/pools/0/queues/0.*value must be one of"),
+    # Any queue name the project routes to is accepted (a typo is caught at deploy time by check_queues, which
+    # finds nothing routed to it); one that cannot be a queue of CELERY_WORKER_QUEUES is refused here.
+    ({"workers": {"pools": [{"name": "default", "queues": ["default,io"], "pool": "prefork", "concurrency": 1,
+                             "autoscaling": {"minReplicas": 1, "maxReplicas": 2}}]}}, r"/workers/pools/0/queues/0.*does not match pattern"),
     ({"broker": {"type": "sqs"}}, r"/broker/type"),
     ({"secrets": {"djangoSecretKey": "change-me"}}, r"/secrets/djangoSecretKey"),
     ({"storage": {"objectStore": {"enabled": "yes"}}}, r"/storage/objectStore/enabled.*got string, want boolean"),

@@ -11,6 +11,7 @@ from collections import Counter
 from functools import partial
 
 import pytest
+import requests
 import testinfra
 
 from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, count_runs, following_logs, front_door,
@@ -83,6 +84,33 @@ def test_migration_job_completed_and_every_pod_is_ready():
                 if {c["type"]: c["status"] for c in p["status"]["conditions"]}.get("Ready") != "True"}
 
     wait_until(not_ready, 120, "every release pod Ready (name: restart counts)", 2, done=lambda left: not left)
+
+
+def container_env(deployment: dict, name: str) -> str | None:
+    return next((e.get("value") for c in deployment["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])
+                 if e["name"] == name), None)
+
+
+def test_the_migration_job_checked_the_routes_against_the_queues_the_pools_consume():
+    """DEPLOYKIT_CONSUMED_QUEUES, computed by the chart from workers.pools, names the queues the worker
+    Deployments consume; the migration Job's check_queues compared the project's routes with it (not
+    skipped), and /status lists each of those queues with a consumer."""
+    deployments = get("deployments", "-l", f"app.kubernetes.io/instance={RELEASE}")
+    pools = {q for d in deployments for q in (container_env(d, "CELERY_WORKER_QUEUES") or "").split(",") if q}
+    web = next(d for d in deployments if d["metadata"]["name"] == f"{FULL}-web")
+    assert set(container_env(web, "DEPLOYKIT_CONSUMED_QUEUES").split(",")) == pools
+    jobs = get("jobs", "-l", f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=migrate")
+    job = max(jobs, key=lambda j: j["metadata"]["creationTimestamp"])
+    log = kubectl("-n", NAMESPACE, "logs", f"job/{job['metadata']['name']}", "-c", "migrate")
+    line = next((line for line in log.splitlines() if line.startswith("check_queues: ")), "")
+    assert "each consumed by a worker pool (DEPLOYKIT_CONSUMED_QUEUES=" in line, log[-3000:]
+    with front_door() as (base, session):
+        queues = wait_until(lambda: session.get(base + "/status", timeout=15).json()["queues"], 90,
+                            "/status to list a consumer for every queue",
+                            done=lambda q: all(q.get(name, {}).get("consumers") for name in pools),
+                            retry_on=(requests.RequestException, ValueError))
+    print(f"\nconsumed queues {sorted(pools)}; {line}")
+    assert pools <= set(queues)
 
 
 def replicas(deployment: str) -> int:

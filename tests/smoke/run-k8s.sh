@@ -60,5 +60,19 @@ export SMOKE_FLOWER_PASSWORD; SMOKE_FLOWER_PASSWORD=$(secret FLOWER_PASSWORD)
 export SMOKE_ADMIN_USER; SMOKE_ADMIN_USER=$(secret DJANGO_SUPERUSER_USERNAME 2>/dev/null || true)
 export SMOKE_ADMIN_PASSWORD; SMOKE_ADMIN_PASSWORD=$(secret DJANGO_SUPERUSER_PASSWORD 2>/dev/null || true)
 export SMOKE_K8S_NAMESPACE=$NAMESPACE SMOKE_K8S_RELEASE=$RELEASE
-# Compose-only tests skip themselves (no SMOKE_COMPOSE). No exec: the EXIT trap stops the port-forward.
+# The generic suite (test_pools.py, test_status.py): the queues the release's worker pools consume, read
+# from their Deployments (CELERY_WORKER_QUEUES, one pool each; any project's queue names), and a command
+# prefix that runs a command in the web container (probe_queues).
+release=app.kubernetes.io/instance=$RELEASE
+web=$(kubectl -n "$NAMESPACE" get deployment -l "$release,app.kubernetes.io/component=web" -o 'jsonpath={.items[*].metadata.name}')
+web=${web%% *}
+[ -n "$web" ] || { echo "no web Deployment of release $RELEASE in namespace $NAMESPACE" >&2; exit 1; }
+export SMOKE_EXEC="${SMOKE_EXEC:-kubectl -n $NAMESPACE exec deploy/$web -c web --}"
+pool_queues=$(kubectl -n "$NAMESPACE" get deployment -l "$release" \
+    -o 'jsonpath={range .items[*].spec.template.spec.containers[*].env[?(@.name=="CELERY_WORKER_QUEUES")]}{.value}{","}{end}')
+export SMOKE_QUEUES="${SMOKE_QUEUES:-$(tr ',' '\n' <<<"$pool_queues" | sed '/^$/d' | sort -u | paste -sd, -)}"
+[ -n "$SMOKE_QUEUES" ] || { echo "no worker pool of release $RELEASE consumes a queue" >&2; exit 1; }
+echo "==> smoke: queues $SMOKE_QUEUES; exec: $SMOKE_EXEC"
+# Compose-only tests skip themselves (no SMOKE_COMPOSE). A release of another project than the reference
+# one: add -m "not compose and not reference" (the last -m wins). No exec: the EXIT trap stops the port-forward.
 .venv/bin/python -m pytest -q tests/smoke -m "not compose" "$@"

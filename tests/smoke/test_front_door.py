@@ -23,9 +23,16 @@ def test_plain_http_redirects_to_https(http, target):
 
 
 def test_app_sets_hsts_over_https(http, target):
-    response = http.get(target.url("/"), timeout=10)
+    # Any page Django serves (the admin's login page: every project here has the admin).
+    response = http.get(target.url(target.admin_path + "login/"), timeout=10)
     assert response.status_code == 200
     assert "max-age=" in response.headers.get("Strict-Transport-Security", "")
+
+
+@pytest.mark.reference
+def test_home_page_offers_the_upload_form(http, target):
+    response = http.get(target.url("/"), timeout=10)
+    assert response.status_code == 200
     assert 'type="file"' in response.text
 
 

@@ -52,7 +52,10 @@ __all__ = ["apply", "environment", "web_timeouts", "PROBE_MIDDLEWARE", "REQUIRED
 ENV_KEY = "_deploykit_env"  # where the Env lives in the settings namespace (lower case: not a Django setting)
 PROBE_MIDDLEWARE = "deploykit.ops.middleware.ProbeMiddleware"
 SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
-REQUIRED_APPS = ("django_celery_beat", "django_celery_results", "deploykit")
+REQUIRED_APPS = ("django_celery_beat", "deploykit")
+# Added only where task results go to the database (CELERY_RESULT_BACKEND django-db, the default on
+# RabbitMQ): a project on Redis need not install django-celery-results.
+RESULTS_APP = "django_celery_results"
 PROBE_PATTERNS = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
 BEAT_TICK_ENTRY = "beat-tick"  # the name the reference project's own tick had: its stored row is updated
 PURGE_ENTRY = "purge-idempotency-keys"
@@ -199,6 +202,8 @@ def _celery(env: Env, ns: dict) -> None:
     ns["CELERY_RESULT_BACKEND"] = env.value(
         "CELERY_RESULT_BACKEND", default=broker if is_redis_url(broker) else "django-db",
         check=lambda url: url_scheme_problem(url, RESULT_BACKEND_SCHEMES))
+    if (ns["CELERY_RESULT_BACKEND"] or "").startswith("django-") and not _has_app(ns["INSTALLED_APPS"], RESULTS_APP):
+        ns["INSTALLED_APPS"] = [*ns["INSTALLED_APPS"], RESULTS_APP]
     for name, value in {"CELERY_TASK_SERIALIZER": "json", "CELERY_RESULT_SERIALIZER": "json",
                         "CELERY_ACCEPT_CONTENT": ["json"], "CELERY_RESULT_ACCEPT_CONTENT": ["json"],
                         "CELERY_TIMEZONE": ns["TIME_ZONE"], "CELERY_ENABLE_UTC": True}.items():

@@ -142,12 +142,17 @@ imagePullSecrets:
 {{- define "dc.appEnv" -}}
 {{- $root := .root }}
 {{- $secret := include "dc.secretName" $root }}
-{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" "CELERY_RESULT_BACKEND" }}
+{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" "CELERY_RESULT_BACKEND" "REDIS_URL" }}
 {{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
 {{- /* The result backend is a secret (its URL may carry a password): referenced when given, or when an
      existing Secret may hold it. */ -}}
 {{- if or $root.Values.secrets.resultBackend $root.Values.secrets.existingSecret }}
 {{- $names = append $names "CELERY_RESULT_BACKEND" }}
+{{- end }}
+{{- /* REDIS_URL (the project's own Redis, e.g. its cache): in the chart's Secret when given or with the bundled
+     Redis; an existing Secret may hold it. */ -}}
+{{- if or $root.Values.secrets.redisUrl $root.Values.secrets.existingSecret $root.Values.redis.enabled }}
+{{- $names = append $names "REDIS_URL" }}
 {{- end }}
 {{- $s3 := eq $root.Values.storage.backend "s3" }}
 {{- if and $s3 .storage }}
@@ -370,15 +375,33 @@ volumeClaimTemplates:
       key: {{ .key }}
 {{- end }}
 
-{{/* The worker pools with workers.poolDefaults filled in, as a JSON list (use with fromJsonArray). */}}
+{{/* The enabled worker pools (`enabled: false` leaves one out) with workers.poolDefaults filled in, as a
+     JSON list (use with fromJsonArray). */}}
 {{- define "dc.pools" -}}
 {{- $pools := list }}
 {{- range .Values.workers.pools }}
+{{- if or (not (hasKey . "enabled")) .enabled }}
 {{- $pool := deepCopy $.Values.workers.poolDefaults }}
 {{- $_ := include "dc.deepMerge" (dict "root" $ "dst" $pool "src" (deepCopy .)) }}
+{{- $_ := unset $pool "enabled" }}
 {{- $pools = append $pools $pool }}
 {{- end }}
+{{- end }}
 {{- toJson $pools }}
+{{- end }}
+
+{{/* DEPLOYKIT_CONSUMED_QUEUES: every queue of the pools that run (enabled, and not fixed at 0 replicas by
+     workers.autoscaler=none; KEDA's minReplicas 0 still runs on demand), in the pools' order, each once.
+     The migrate step's check_queues compares the project's routes with it (PITFALLS: Celery's default queue
+     is `celery`, and a pool consuming other names stays "healthy" while nothing runs). */}}
+{{- define "dc.consumedQueues" -}}
+{{- $queues := list }}
+{{- range include "dc.pools" . | fromJsonArray }}
+{{- if not (and (eq $.Values.workers.autoscaler "none") (eq (int .replicas) 0)) }}
+{{- $queues = concat $queues .queues }}
+{{- end }}
+{{- end }}
+{{- $queues | uniq | join "," }}
 {{- end }}
 
 {{/* Deep-merge src into dst in place: (dict "root" $ "dst" $map "src" $map). Unlike mergeOverwrite it keeps 0

@@ -69,6 +69,9 @@ Render-time checks: each `fail` names the values to change. Called from validate
 {{- fail (printf "workers.pools[%d].autoscaling.minReplicas must be at least 1 with workers.autoscaler=hpa (only KEDA scales to zero)" $i) }}
 {{- end }}
 {{- end }}
+{{- if not (include "dc.consumedQueues" $) }}
+{{- fail "workers.pools: no pool runs (each is enabled: false, or has replicas 0 with workers.autoscaler=none): nothing would consume the project's tasks" }}
+{{- end }}
 {{- include "dc.validateConnectionBudget" . }}
 {{- end }}
 
