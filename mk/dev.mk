@@ -1,4 +1,4 @@
-# Development mode (docs/your-project-dev.md): the Compose stack with the project's code mounted, DEBUG on,
+# Development mode (docs/your-project.md#local-development): the Compose stack with the project's code mounted, DEBUG on,
 # runserver and reloading workers and beat (compose/compose.dev.yaml). Same Compose project as `make up`
 # (COMPOSE, mk/compose.mk), so make ps / logs / shell S=web / down work on it, and `make up` goes back.
 # The project's folder on the host, absolute (the bind mount's source): PROJECT_DIR from the command line
