@@ -28,8 +28,11 @@ INSTALLED_APPS = [
     "django_prometheus",
     "rest_framework",
     "drf_spectacular",
+    # Task results in the database on RabbitMQ (django-db), and its migrations on every broker: one
+    # database schema whichever broker a deployment (or a test) switches to.
+    "django_celery_results",
     "jobs",
-]  # + django_celery_beat, django_celery_results, deploykit (apply)
+]  # + django_celery_beat, deploykit (apply)
 
 MIDDLEWARE = [  # deploykit's ProbeMiddleware goes in before SecurityMiddleware (apply)
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
