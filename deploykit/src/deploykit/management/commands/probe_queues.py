@@ -11,16 +11,17 @@ it proves a worker consumes each queue and can reach the result store, which a l
 from __future__ import annotations
 
 import json
-import os
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 PROBE_TASK = "deploykit.probe"
 
 
 def queues_from(args: list[str]) -> list[str]:
-    names = args or os.environ.get("DEPLOYKIT_CONSUMED_QUEUES", "").split(",")
+    # Without arguments: the list the settings read through the contract, as check_queues does.
+    names = args or getattr(settings, "DEPLOYKIT_CONSUMED_QUEUES", None) or []
     return list(dict.fromkeys(name.strip() for name in names if name.strip()))
 
 
