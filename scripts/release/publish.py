@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Publish a release into an OCI registry: the images the stack runs, tagged with VERSION and pushed,
+then the chart, packaged and pushed as an OCI artifact. Writes the release record (JSON: every image's
+digest and image ID, the chart's digest, the install command) and prints the `helm install` line.
+
+The images are the ones the last `make images` built: build/compose-images.env names them (the file
+Compose reads, so the release ships exactly what the stack runs). Each goes to REGISTRY/<name>:VERSION,
+<name> being the last part of its local repository (blueprint/app -> REGISTRY/app).
+The packaged chart's default app image is REGISTRY/app (its tag stays the chart's appVersion): the
+published chart installs the images published beside it without any --set, as published charts do.
+
+Usage: scripts/release/publish.py REGISTRY [--out build/release/VERSION/release.json]
+       REGISTRY is host[:port]/namespace; a registry on 127.0.0.1 is reached over plain HTTP.
+"""
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = ROOT / "helm" / "django-celery"
+IMAGES_ENV = ROOT / "build" / "compose-images.env"
+# The one line of values.yaml the published chart changes: the app image's repository.
+APP_REPOSITORY_LINE = re.compile(r"^(  repository: )blueprint/app$", re.M)
+
+
+def run(*cmd: str) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"ERROR: {' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout + done.stderr
+
+
+def plain_http(registry: str) -> list[str]:
+    """helm speaks TLS unless told otherwise; dockerd already allows plain HTTP to 127.0.0.0/8."""
+    return ["--plain-http"] if registry.startswith(("127.", "localhost")) else []
+
+
+def built_images() -> list[str]:
+    """Local references of the images the stack runs, from the last `make images`."""
+    if not IMAGES_ENV.exists():
+        sys.exit(f"ERROR: {IMAGES_ENV.relative_to(ROOT)} is missing: run `make images` first")
+    refs = [line.split("=", 1)[1].strip() for line in IMAGES_ENV.read_text().splitlines()
+            if re.match(r"^[A-Z0-9_]+_IMAGE=", line)]
+    if not refs:
+        sys.exit(f"ERROR: {IMAGES_ENV.relative_to(ROOT)} names no image")
+    return refs
+
+
+def push_image(local: str, registry: str, version: str) -> dict:
+    name = local.split(":")[0].rsplit("/", 1)[-1]
+    target = f"{registry}/{name}:{version}"
+    run("docker", "tag", local, target)
+    # The digest docker prints is the manifest's as the registry stored it: what a pull by digest gets.
+    pushed = re.search(rf"^{re.escape(version)}: digest: (sha256:[0-9a-f]{{64}}) size: \d+$",
+                       run("docker", "push", target), re.M)
+    if not pushed:
+        sys.exit(f"ERROR: no digest in the output of docker push {target}")
+    image_id = run("docker", "image", "inspect", "--format", "{{.Id}}", local).strip()
+    print(f"    pushed {target} {pushed.group(1)}")
+    return {"name": name, "built": local, "image": target, "digest": pushed.group(1), "id": image_id}
+
+
+def push_chart(registry: str, version: str, workdir: Path) -> dict:
+    chart = workdir / CHART_DIR.name
+    shutil.copytree(CHART_DIR, chart)
+    values = chart / "values.yaml"
+    text, count = APP_REPOSITORY_LINE.subn(rf"\g<1>{registry}/app", values.read_text())
+    if count != 1:
+        sys.exit("ERROR: values.yaml no longer has the `  repository: blueprint/app` line the release rewrites")
+    values.write_text(text)
+    run("helm", "package", str(chart), "--destination", str(workdir))
+    package = workdir / f"{CHART_DIR.name}-{version}.tgz"
+    out = run("helm", "push", str(package), f"oci://{registry}", *plain_http(registry))
+    digest = re.search(r"^Digest: (sha256:[0-9a-f]{64})$", out, re.M)
+    if not digest:
+        sys.exit(f"ERROR: no digest in the output of helm push:\n{out}")
+    ref = f"oci://{registry}/{CHART_DIR.name}"
+    print(f"    pushed {ref}:{version} {digest.group(1)}")
+    return {"name": CHART_DIR.name, "ref": ref, "version": version, "digest": digest.group(1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("registry", help="host[:port]/namespace")
+    parser.add_argument("--out", type=Path, help="the release record (default build/release/VERSION/release.json)")
+    args = parser.parse_args()
+    registry = args.registry.rstrip("/")
+    if "/" not in registry or "://" in registry:
+        sys.exit(f"ERROR: REGISTRY must be host[:port]/namespace without a scheme (got '{args.registry}')")
+    version = (ROOT / "VERSION").read_text().strip()
+    out = args.out or ROOT / "build" / "release" / version / "release.json"
+    print(f"==> publishing release {version} to {registry}")
+    images = [push_image(local, registry, version) for local in built_images()]
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = push_chart(registry, version, Path(tmp))
+    install = f"helm install django-celery {chart['ref']} --version {version}{''.join(' ' + f for f in plain_http(registry))}"
+    record = {
+        "version": version,
+        "revision": run("git", "-C", str(ROOT), "rev-parse", "HEAD").strip(),
+        "registry": registry,
+        "images": images,
+        "chart": chart,
+        "install": install,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"==> release record: {out}")
+    print(f"==> install it with (plus your values, see the chart's README):\n    {install}")
+
+
+if __name__ == "__main__":
+    main()
