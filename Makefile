@@ -26,8 +26,7 @@ docker: ## Make sure Docker Engine and Compose are installed and running (instal
 	@scripts/setup/ensure-docker.sh
 
 lock: venv ## Re-resolve requirements/*.lock (universal: every Python we run) after editing requirements/*.in
-	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes app.in -o app.lock
-	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes dev.in -o dev.lock
+	cd requirements && for lock in app dev sbom; do UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes $$lock.in -o $$lock.lock; done
 
 test: ## Run every suite, in order (what CI runs; see TEST_SUITES)
 	@set -e; for s in $(TEST_SUITES); do echo "===== make $$s"; $(MAKE) $$s; done

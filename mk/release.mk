@@ -13,12 +13,14 @@ version-bump: k8s-tools ## Set the release version everywhere: make version-bump
 test-release: venv version-check ## The release-metadata check and its unit tests (throw-away git repositories; seconds)
 	$(PY) -m pytest -q -p no:cacheprovider tests/release $(PYTEST_ARGS)
 
-# Publishing (issue #19): the images the stack runs and the chart, into an OCI registry.
+# Publishing (issue #19): the images the stack runs and the chart into an OCI registry, with SBOMs and
+# cosign signatures (docs/release.md).
 REGISTRY ?=
+COSIGN_KEY ?=
+export COSIGN_KEY
 
-release: venv k8s-tools images ## Build the images, push them and the chart (OCI) to REGISTRY=host[:port]/namespace, write build/release/VERSION/release.json, print the helm install line
-	@test -n "$(REGISTRY)" || { echo "usage: make release REGISTRY=host[:port]/namespace" >&2; exit 2; }
-	@$(PY) scripts/release/publish.py "$(REGISTRY)"
+release: venv k8s-tools images ## Push the images and the chart (OCI) to REGISTRY=host[:port]/namespace with SBOMs, signed with COSIGN_KEY; writes build/release/VERSION/, prints the helm install line
+	@scripts/release/release.sh "$(REGISTRY)"
 
-test-release-registry: venv k8s-tools images ## make release into a real registry on 127.0.0.1 (Debian's docker-registry): digests pulled back and compared, lying records refused, chart installed from oci://
+test-release-registry: venv k8s-tools images ## make release into a real registry on 127.0.0.1 (Debian's docker-registry): digests pulled back and compared, SBOMs, labels, cosign signatures verified, lying records refused, chart templated from oci://
 	$(PY) -m pytest -q -p no:cacheprovider tests/release_registry $(PYTEST_ARGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Publish a release into an OCI registry: the images the stack runs, tagged with VERSION and pushed,
 then the chart, packaged and pushed as an OCI artifact. Writes the release record (JSON: every image's
-digest and image ID, the chart's digest, the install command) and prints the `helm install` line.
+digest and image ID, the chart's digest, the install command). scripts/release/release.sh runs it first.
 
 The images are the ones the last `make images` built: build/compose-images.env names them (the file
 Compose reads, so the release ships exactly what the stack runs). Each goes to REGISTRY/<name>:VERSION,
@@ -110,7 +110,6 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"==> release record: {out}")
-    print(f"==> install it with (plus your values, see the chart's README):\n    {install}")
 
 
 if __name__ == "__main__":

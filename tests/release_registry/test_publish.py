@@ -26,6 +26,7 @@ def test_every_image_the_stack_runs_is_in_the_record(release):
     for image in release["images"]:
         assert image["image"] == f"{release['registry']}/{image['name']}:{release['version']}"
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", image["digest"])
+    assert release["install"] in release["output"]  # what `make release` prints last
     assert release["install"].startswith(f"helm install django-celery oci://{release['registry']}/django-celery "
                                          f"--version {release['version']}")
 
