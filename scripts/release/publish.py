@@ -11,9 +11,11 @@ published chart installs the images published beside it without any --set, as pu
 
 Usage: scripts/release/publish.py REGISTRY [--out build/release/VERSION/release.json]
        REGISTRY is host[:port]/namespace; a registry on 127.0.0.1 is reached over plain HTTP.
+       A checkout with uncommitted changes is refused unless RELEASE_ALLOW_DIRTY=1 (the record says so).
 """
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -93,6 +95,10 @@ def main() -> None:
     if "/" not in registry or "://" in registry:
         sys.exit(f"ERROR: REGISTRY must be host[:port]/namespace without a scheme (got '{args.registry}')")
     version = (ROOT / "VERSION").read_text().strip()
+    # The images' revision label and the record name HEAD: uncommitted changes would ship unnamed.
+    dirty = bool(run("git", "-C", str(ROOT), "status", "--porcelain").strip())
+    if dirty and os.environ.get("RELEASE_ALLOW_DIRTY") != "1":
+        sys.exit("ERROR: the checkout has uncommitted changes: commit them (or RELEASE_ALLOW_DIRTY=1 for a test release)")
     out = args.out or ROOT / "build" / "release" / version / "release.json"
     print(f"==> publishing release {version} to {registry}")
     images = [push_image(local, registry, version) for local in built_images()]
@@ -102,6 +108,7 @@ def main() -> None:
     record = {
         "version": version,
         "revision": run("git", "-C", str(ROOT), "rev-parse", "HEAD").strip(),
+        "dirty": dirty,
         "registry": registry,
         "images": images,
         "chart": chart,

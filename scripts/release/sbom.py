@@ -110,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("record", type=Path)
     args = parser.parse_args()
+    args.record = args.record.resolve()  # docker mounts need absolute paths
     record = json.loads(args.record.read_text())
     out = args.record.parent / "sbom"
     out.mkdir(exist_ok=True)

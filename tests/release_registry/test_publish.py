@@ -3,8 +3,10 @@ record's digests are what the registry serves (pulled back into an empty store, 
 tags are gone), the chart installs from oci://, and a record that lies (tampered digest, missing image,
 other image, moved tag) fails the check."""
 import copy
+import os
 import re
 import subprocess
+import sys
 
 import pytest
 from conftest import ROOT, verify
@@ -29,6 +31,19 @@ def test_every_image_the_stack_runs_is_in_the_record(release):
     assert release["install"] in release["output"]  # what `make release` prints last
     assert release["install"].startswith(f"helm install django-celery oci://{release['registry']}/django-celery "
                                          f"--version {release['version']}")
+
+
+def test_a_checkout_with_uncommitted_changes_is_refused(registry, tmp_path):
+    untracked = ROOT / "release-dirty-probe.tmp"  # an untracked file is enough: git status lists it
+    untracked.write_text("not committed\n")
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "scripts/release/publish.py"), f"{registry}/dirty",
+                               "--out", str(tmp_path / "r.json")], capture_output=True, text=True,
+                              env={k: v for k, v in os.environ.items() if k != "RELEASE_ALLOW_DIRTY"})
+    finally:
+        untracked.unlink()
+    assert done.returncode != 0 and "uncommitted changes" in done.stderr
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_registry_serves_what_the_record_says(release, tmp_path):
