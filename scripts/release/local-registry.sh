@@ -3,7 +3,7 @@
 # distribution, the reference implementation) run as a plain process with its own config and storage
 # in DIR, never the package's system service (which listens on every interface on :5000).
 # dockerd treats 127.0.0.0/8 registries as insecure-allowed, and helm reaches it with --plain-http.
-# Usage: local-registry.sh start DIR   prints the address (127.0.0.1:PORT) once the registry answers
+# Usage: local-registry.sh start DIR   prints the address (127.0.0.1:PORT, also in DIR/address) once it answers
 #        local-registry.sh stop DIR    stops it (DIR/pid) and keeps DIR for post-mortems
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
@@ -28,7 +28,10 @@ YAML
   docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
   echo $! >"$dir/pid"
   for _ in $(seq 100); do
-    if curl -fsS -o /dev/null 2>/dev/null "http://127.0.0.1:$port/v2/"; then echo "127.0.0.1:$port"; return 0; fi
+    if curl -fsS -o /dev/null 2>/dev/null "http://127.0.0.1:$port/v2/"; then
+      echo "127.0.0.1:$port" | tee "$dir/address"
+      return 0
+    fi
     kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
     sleep 0.1
   done
@@ -42,7 +45,7 @@ stop() {
   local dir=$1
   [ -f "$dir/pid" ] || return 0
   kill "$(cat "$dir/pid")" 2>/dev/null || true
-  rm -f "$dir/pid"
+  rm -f "$dir/pid" "$dir/address"
 }
 
 case "${1:-}" in
