@@ -85,7 +85,7 @@ def python_bom(image: str) -> dict:
                                             f"--output-reproducible {VENV}/bin/python"))
 
 
-def image_bom(image: dict, version: str, tool_image: str | None) -> dict:
+def image_bom(image: dict, version: str) -> dict:
     files = files_of(image["image"], "/var/lib/dpkg/status", "/etc/os-release", f"{VENV}/bin/python")
     release = os_release(files["/etc/os-release"].decode())
     distro = f"{release.get('ID', 'debian')}-{release.get('VERSION_ID', release.get('VERSION_CODENAME', 'unknown'))}"
@@ -117,7 +117,7 @@ def main() -> None:
     # The tool runs in the image that has the Python environment (the app's); it validates every SBOM.
     tool_image = next((i["image"] for i in record["images"] if i["name"] == "app"), None)
     for image in record["images"]:
-        bom = image_bom(image, record["version"], tool_image)
+        bom = image_bom(image, record["version"])
         path = out / f"{image['name']}.cdx.json"
         path.write_text(json.dumps(bom, indent=1) + "\n")
         image["sbom"] = str(path.relative_to(args.record.parent))
