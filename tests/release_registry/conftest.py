@@ -25,6 +25,15 @@ def registry(tmp_path_factory):
                              check=True, capture_output=True, text=True).stdout.strip()
     yield address
     subprocess.run([str(RELEASE / "local-registry.sh"), "stop", str(workdir)], check=True)
+    # Docker's names for the registry's images (tags and digests) would outlive it, one set per run.
+    listed = subprocess.run(["docker", "image", "ls", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"],
+                            check=True, capture_output=True, text=True).stdout.splitlines()
+    names = set()
+    for repo, tag, digest in (line.split() for line in listed if line.startswith(f"{address}/")):
+        names |= {f"{repo}:{tag}"} if tag != "<none>" else set()
+        names |= {f"{repo}@{digest}"} if digest != "<none>" else set()
+    if names:
+        subprocess.run(["docker", "image", "rm", *sorted(names)], capture_output=True)
 
 
 @pytest.fixture(scope="session")
