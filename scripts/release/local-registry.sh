@@ -10,8 +10,11 @@ cd "$(dirname "$0")/../.."
 
 start() {
   local dir=$1
-  command -v docker-registry >/dev/null ||
+  if ! command -v docker-registry >/dev/null; then
     scripts/setup/apt-install.sh --no-recommends "the local OCI registry of the release test" docker-registry >&2
+    # On a systemd host the package starts its own service, on every interface: keep it off.
+    if [ -d /run/systemd/system ]; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+  fi
   mkdir -p "$dir/storage"
   # A free port chosen by the kernel: parallel checkouts and other suites never collide.
   local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
