@@ -6,8 +6,9 @@ digest and image ID, the chart's digest, the install command). scripts/release/r
 The images are the ones the last `make images` built: build/compose-images.env names them (the file
 Compose reads, so the release ships exactly what the stack runs). Each goes to REGISTRY/<name>:VERSION,
 <name> being the last part of its local repository (blueprint/app -> REGISTRY/app).
-The packaged chart's default app image is REGISTRY/app (its tag stays the chart's appVersion): the
-published chart installs the images published beside it without any --set, as published charts do.
+The packaged chart's default app image is REGISTRY/app pinned to its pushed digest (image.digest): the
+published chart installs the very image published beside it without any --set, and signing the chart
+signs that pin.
 
 Usage: scripts/release/publish.py REGISTRY [--out build/release/VERSION/release.json]
        REGISTRY is host[:port]/namespace; a registry on 127.0.0.1 is reached over plain HTTP.
@@ -26,8 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "helm" / "django-celery"
 IMAGES_ENV = ROOT / "build" / "compose-images.env"
-# The one line of values.yaml the published chart changes: the app image's repository.
-APP_REPOSITORY_LINE = re.compile(r"^(  repository: )blueprint/app$", re.M)
+# The lines of values.yaml the published chart changes: the app image's repository and digest.
+APP_IMAGE_LINES = {
+    "repository": re.compile(r"^(  repository: )blueprint/app$", re.M),
+    "digest": re.compile(r'^(  digest: )""$', re.M),
+}
 
 
 def run(*cmd: str) -> str:
@@ -67,13 +71,15 @@ def push_image(local: str, registry: str, version: str) -> dict:
     return {"name": name, "built": local, "image": target, "digest": pushed.group(1), "id": image_id}
 
 
-def push_chart(registry: str, version: str, workdir: Path) -> dict:
+def push_chart(registry: str, version: str, app_digest: str, workdir: Path) -> dict:
     chart = workdir / CHART_DIR.name
     shutil.copytree(CHART_DIR, chart)
     values = chart / "values.yaml"
-    text, count = APP_REPOSITORY_LINE.subn(rf"\g<1>{registry}/app", values.read_text())
-    if count != 1:
-        sys.exit("ERROR: values.yaml no longer has the `  repository: blueprint/app` line the release rewrites")
+    text = values.read_text()
+    for key, value in (("repository", f"{registry}/app"), ("digest", f'"{app_digest}"')):
+        text, count = APP_IMAGE_LINES[key].subn(rf"\g<1>{value}", text)
+        if count != 1:
+            sys.exit(f"ERROR: values.yaml no longer has the image.{key} line the release rewrites")
     values.write_text(text)
     run("helm", "package", str(chart), "--destination", str(workdir))
     package = workdir / f"{CHART_DIR.name}-{version}.tgz"
@@ -103,7 +109,10 @@ def main() -> None:
     print(f"==> publishing release {version} to {registry}")
     images = [push_image(local, registry, version) for local in built_images()]
     with tempfile.TemporaryDirectory() as tmp:
-        chart = push_chart(registry, version, Path(tmp))
+        app = next((i for i in images if i["name"] == "app"), None)
+        if not app:
+            sys.exit(f"ERROR: {IMAGES_ENV.relative_to(ROOT)} names no app image")
+        chart = push_chart(registry, version, app["digest"], Path(tmp))
     install = f"helm install django-celery {chart['ref']} --version {version}{''.join(' ' + f for f in plain_http(registry))}"
     record = {
         "version": version,

@@ -102,4 +102,5 @@ def test_chart_installs_from_oci_with_the_published_images(release, helm, tmp_pa
     # Helm names what it pulled: the recorded digest, so the install used the published chart itself.
     assert f"Digest: {chart['digest']}" in rendered.stderr
     images = set(re.findall(r"^\s+image: \"?([^\"\s]+)\"?$", rendered.stdout, re.M))
-    assert images == {f"{release['registry']}/app:{release['version']}"}
+    app = next(i for i in release["images"] if i["name"] == "app")
+    assert images == {f"{release['registry']}/app@{app['digest']}"}  # the published chart pins the app image
