@@ -7,12 +7,21 @@
 #   MATRIX_RESOLUTION  lowest-direct | highest (uv's --resolution, applied to Django, celery and kombu)
 #   MATRIX_WHEEL       deploykit's wheel (tests/matrix/build-wheel.sh)
 #   MATRIX_DIR         where the virtualenv lives (kept: remade when an input below changes)
+#   MATRIX_OVERRIDE_DJANGO  yes: deploykit's own Django range overrides those of its dependencies
+#                      (django-celery-beat 2.9.0, the newest, declares Django <6.1: without this, the
+#                      newest end would be Django 6.0, not the newest release deploykit claims)
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 : "${MATRIX_PYTHON:?}" "${MATRIX_RESOLUTION:?}" "${MATRIX_WHEEL:?}" "${MATRIX_DIR:?}"
 UV=${UV:-uv}
 venv=$MATRIX_DIR/venv-$MATRIX_RESOLUTION
-inputs=$( { "$MATRIX_PYTHON" -VV; echo "$MATRIX_RESOLUTION"; cat "$0" tests/matrix/tools.txt deploykit/pyproject.toml; } \
+override=()
+if [ "${MATRIX_OVERRIDE_DJANGO:-}" = yes ]; then
+  "$MATRIX_PYTHON" -c 'import sys, tomllib; print(*(d for d in tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
+                       if d.lower().startswith("django>")))' deploykit/pyproject.toml >"$MATRIX_DIR/override-django.txt"
+  override=(--override "$MATRIX_DIR/override-django.txt")
+fi
+inputs=$( { "$MATRIX_PYTHON" -VV; echo "$MATRIX_RESOLUTION ${override[*]}"; cat "$0" tests/matrix/tools.txt deploykit/pyproject.toml; } \
   | sha256sum | cut -c1-16)
 export UV_NATIVE_TLS=1 UV_PYTHON_DOWNLOADS=never
 if [ ! -f "$venv/.inputs-$inputs" ]; then
@@ -21,7 +30,7 @@ if [ ! -f "$venv/.inputs-$inputs" ]; then
   "$UV" venv --quiet --python "$MATRIX_PYTHON" "$venv"
   # Django, celery and kombu named directly: lowest-direct takes the lower bound deploykit declares for
   # each, highest the newest release it allows; everything else resolves to its newest either way.
-  "$UV" pip install --quiet --python "$venv/bin/python" --resolution "$MATRIX_RESOLUTION" \
+  "$UV" pip install --quiet --python "$venv/bin/python" --resolution "$MATRIX_RESOLUTION" "${override[@]}" \
     "deploykit[s3] @ file://$(realpath "$MATRIX_WHEEL")" Django celery kombu -r tests/matrix/tools.txt
   touch "$venv/.inputs-$inputs"
 else  # the same environment: only deploykit's wheel is new
