@@ -14,5 +14,5 @@ test-matrix-lowest: app-deps matrix-wheel ## The lowest end only: Python 3.11 (h
 	$(MATRIX_ENV) MATRIX_PYTHON=python3.11 MATRIX_RESOLUTION=lowest-direct tests/matrix/run-end.sh
 
 test-matrix-newest: docker matrix-wheel ## The newest end only: Python 3.14 (Debian testing container), the newest Django/Celery/kombu deploykit allows
-	flock /tmp/build.lock tests/matrix/image.sh
+	tests/matrix/image.sh
 	$(MATRIX_ENV) tests/matrix/in-container.sh
