@@ -5,7 +5,7 @@
 # container for Python 3.14 (tests/matrix/in-container.sh runs this script there).
 #   MATRIX_PYTHON      the interpreter (python3.11, python3.14)
 #   MATRIX_RESOLUTION  lowest-direct | highest (uv's --resolution, applied to Django, celery and kombu)
-#   MATRIX_WHEEL       deploykit's wheel (tests/matrix/build-wheel.sh)
+#   MATRIX_WHEEL       deploykit's wheel (`make matrix-wheel`)
 #   MATRIX_DIR         where the virtualenv lives (kept: remade when an input below changes)
 #   MATRIX_OVERRIDE_DJANGO  yes: deploykit's own Django range overrides those of its dependencies
 #                      (django-celery-beat 2.9.0, the newest, declares Django <6.1: without this, the
