@@ -13,7 +13,7 @@ include $(sort $(wildcard mk/*.mk))
 
 # Suites run by `make test`, in this order: host-only and fast first, then the running stacks.
 # Set here (not in the fragments) so the order is explicit.
-TEST_SUITES := contract-check test-release test-project test-app test-matrix bench-check test-fuzz test-storage chart-test security-scan test-compose test-compose-rabbitmq test-compose-s3 test-project-image test-compose-project test-dev test-security chaos-ci test-ansible test-k8s
+TEST_SUITES := contract-check test-release test-release-registry test-project test-app test-matrix bench-check test-fuzz test-storage chart-test security-scan test-compose test-compose-rabbitmq test-compose-s3 test-project-image test-compose-project test-dev test-security chaos-ci test-ansible test-k8s
 
 .PHONY: help venv docker lock test
 help: ## List the targets
@@ -26,8 +26,7 @@ docker: ## Make sure Docker Engine and Compose are installed and running (instal
 	@scripts/setup/ensure-docker.sh
 
 lock: venv ## Re-resolve requirements/*.lock (universal: every Python we run) after editing requirements/*.in
-	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes app.in -o app.lock
-	cd requirements && UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes dev.in -o dev.lock
+	cd requirements && for lock in app dev sbom; do UV_NATIVE_TLS=1 ../$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes $$lock.in -o $$lock.lock; done
 
 test: ## Run every suite, in order (what CI runs; see TEST_SUITES)
 	@set -e; for s in $(TEST_SUITES); do echo "===== make $$s"; $(MAKE) $$s; done

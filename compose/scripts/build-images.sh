@@ -16,8 +16,9 @@
 # PROJECT_DIR, PROJECT_REQUIREMENTS, DJANGO_SETTINGS_MODULE and BASE_PYTHON, from the environment or .env
 # (ENV_FILE); by default the reference project in app/.
 # Tags: app and proxy get the git description (IMAGE_TAG overrides it; build/compose-images.env names
-# it), `latest` and the release version in VERSION. Labels (OCI): version = VERSION, revision = the commit,
-# source = IMAGE_SOURCE (default: the chart's home), licences in each Dockerfile.
+# it), `latest` and the release version in VERSION. Labels (OCI), added to every image built here:
+# version = VERSION, revision = the commit, source = IMAGE_SOURCE (default: the chart's home); title and
+# licences in each Dockerfile.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 say() { echo "==> $*"; }
@@ -49,8 +50,10 @@ build() { # build IMAGE_NAME CONTEXT [docker build args...]
   local name=$1 context=$2; shift 2
   local log; log=$(mktemp)
   local began=$SECONDS
-  if docker build --build-arg VERSION="$RELEASE" --build-arg GIT_REVISION="$GIT_REVISION" --build-arg SOURCE="$SOURCE" \
-      -t "$name" "$@" "$context" >"$log" 2>&1; then
+  # The OCI labels every image shares, here once (each Dockerfile labels its title and licence); a label
+  # changes only the image's config, so a new revision invalidates no layer.
+  if docker build --label org.opencontainers.image.version="$RELEASE" --label org.opencontainers.image.revision="$GIT_REVISION" \
+      --label org.opencontainers.image.source="$SOURCE" -t "$name" "$@" "$context" >"$log" 2>&1; then
     rm -f "$log"
     echo "    built $name in $((SECONDS - began)) s"
   else

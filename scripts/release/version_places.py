@@ -8,9 +8,13 @@ import re
 from pathlib import Path
 
 VERSION_FILE = "VERSION"
-CHART = "helm/django-celery/Chart.yaml"
+CHART_DIR = "helm/django-celery"
+CHART = f"{CHART_DIR}/Chart.yaml"
 # SemVer 2.0 without build metadata: '+' is not allowed in an image tag.
 SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?")
+
+# In the docs: `--version X`, `image.tag=X` and `/app:X` with X a version (not a placeholder).
+RELEASE_DOC = r"(?:--version |image\.tag=|/app:)(?P<v>\d+\.\d+\.\d+[^\s`,)]*)"
 
 # (file glob, pattern whose group 'v' is the version, written by bump-version.py)
 PLACES = [
@@ -19,6 +23,10 @@ PLACES = [
     ("deploykit/pyproject.toml", r'^version = "(?P<v>[^"]+)"$', True),
     ("k8s/overlays/*/kustomization.yaml", r'- name: blueprint/app\n\s+newTag: "(?P<v>[^"]+)"$', True),
     ("k8s/base/django-celery.yaml", r"^\s+helm\.sh/chart: django-celery-(?P<v>\S+)$", False),
+    # The install commands of the published release (`helm install oci://... --version`) and the
+    # released images' tags the docs name.
+    ("README.md", RELEASE_DOC, True),
+    (f"{CHART_DIR}/README.md", RELEASE_DOC, True),
 ]
 
 

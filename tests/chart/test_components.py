@@ -157,3 +157,12 @@ def test_notes_with_ingress_show_urls_and_evaluation_warning(tmp_path):
     assert "https://app.example.com/" in notes
     assert "http://app.example.com/flower/" in notes
     assert "WARNING: bundled Redis is for evaluation only" in notes
+
+
+def test_an_image_digest_pins_every_app_container_and_wins_over_the_tag():
+    digest = "sha256:" + "ab" * 32
+    objects = render_chart(values={"image": {"repository": "registry.example.com/blueprint/app", "tag": "9.9.9", "digest": digest}})
+    pods = [pod_spec(o) for o in objects if o["kind"] in ("Deployment", "StatefulSet", "Job")]
+    assert len(pods) >= 5  # web, workers, beat, flower, migrate
+    images = {c["image"] for pod in pods for c in pod.get("initContainers", []) + pod["containers"]}
+    assert images == {f"registry.example.com/blueprint/app@{digest}"}

@@ -13,7 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECK = REPO_ROOT / "scripts" / "release" / "check-release.py"
 BUMP = REPO_ROOT / "scripts" / "release" / "bump-version.py"
 # What the check reads: the version places, the chart (all of helm/) and the changelog.
-RELEASE_FILES = ["VERSION", "CHANGELOG.md", "deploykit/pyproject.toml", "k8s/base/django-celery.yaml"]
+RELEASE_FILES = ["VERSION", "CHANGELOG.md", "README.md", "deploykit/pyproject.toml", "k8s/base/django-celery.yaml"]
 GIT_ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
@@ -191,3 +191,16 @@ def test_bump_refuses_what_is_not_semver(repo, version):
     assert proc.returncode == 2
     assert "not a SemVer version" in proc.stderr
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_stale_install_line_in_the_readme_fails_and_the_bump_writes_it(repo):
+    version = (repo / "VERSION").read_text().strip()
+    readme = repo / "README.md"
+    assert f"--version {version}" in readme.read_text()
+    readme.write_text(readme.read_text().replace(f"--version {version}", "--version 0.0.1"))
+    proc = run(CHECK, repo)
+    assert proc.returncode == 1
+    assert f"README.md: 0.0.1 differs from VERSION {version}" in proc.stderr
+    bump(repo, "0.3.0")
+    assert "--version 0.3.0" in readme.read_text()
+    assert run(CHECK, repo).returncode == 0

@@ -43,7 +43,11 @@
 {{- end }}
 
 {{- define "dc.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* Labels: (dict "root" $ "component" "web") ------------------------------- */}}

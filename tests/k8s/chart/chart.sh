@@ -5,6 +5,10 @@
 #                             migration Job and every pod, then the front door (tests/k8s/chart/front-door.yaml)
 #   uninstall                 helm uninstall --wait and the front door (PVCs stay: documented)
 # Names: NAMESPACE (default django-celery), RELEASE (default django-celery).
+# K8S_IMAGES_FROM: import (default) copies the `make images` images into the node's containerd;
+#   registry publishes the release (scripts/release/release.sh) into a registry on 127.0.0.1 started for
+#   the cluster run (stopped by cluster.sh down), installs the chart from oci:// and lets the node's
+#   containerd pull every image from it: nothing imported but the pause image.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../../.."
 . tests/k8s/cluster/versions.env
@@ -60,21 +64,53 @@ tls_secret() {
     rm -rf "$d"
 }
 
+# The release registry (K8S_IMAGES_FROM=registry): started and published into once per cluster run
+# (chart.sh install runs again for the upgrade test), its address in $K/registry/address.
+release_registry() {
+    local dir=$K/registry address
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then cat "$dir/address"; return; fi
+    address=$(scripts/release/local-registry.sh start "$dir")
+    RELEASE_ALLOW_DIRTY=1 scripts/release/release.sh "$address/blueprint" "$dir/release" >&2
+    mkdir -p "$K/containerd/certs.d/$address"
+    cat >"$K/containerd/certs.d/$address/hosts.toml" <<TOML
+server = "http://$address"
+[host."http://$address"]
+  capabilities = ["pull", "resolve"]
+TOML
+    echo "$address"
+}
+
 install() {
     [ -f "$IMAGES_ENV" ] || { echo "no $IMAGES_ENV: run make images first" >&2; exit 1; }
-    local app proxy start=$SECONDS
-    app=$(image APP_IMAGE) proxy=$(image PROXY_IMAGE)
-    tests/k8s/cluster/import-images.sh "$app" "$proxy" "$(image POSTGRES_IMAGE)" "$(image REDIS_IMAGE)"
+    local app proxy chart pull=Never start=$SECONDS
+    if [ "${K8S_IMAGES_FROM:-import}" = registry ]; then
+        local registry version; version=$(cat VERSION)
+        registry=$(release_registry)/blueprint
+        app=$registry/app:$version proxy=$registry/proxy:$version pull=IfNotPresent
+        chart=(oci://"$registry"/django-celery --version "$version" --plain-http
+            --set image.repository="$registry/app" --set image.pullPolicy=$pull)
+        local value image
+        for pair in redis:redis postgresql:postgres; do  # the chart's value : the released image
+            value=${pair%:*} image=${pair#*:}
+            chart+=(--set "$value.image.repository=$registry/$image" --set "$value.image.tag=$version"
+                --set "$value.image.pullPolicy=$pull")
+        done
+    else
+        app=$(image APP_IMAGE) proxy=$(image PROXY_IMAGE)
+        tests/k8s/cluster/import-images.sh "$app" "$proxy" "$(image POSTGRES_IMAGE)" "$(image REDIS_IMAGE)"
+        chart=(helm/django-celery)
+    fi
     kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 || kubectl create namespace "$NAMESPACE" >/dev/null
     volumes
     tls_secret
     echo "==> helm upgrade --install $RELEASE ($app)"
-    helm upgrade --install "$RELEASE" helm/django-celery --namespace "$NAMESPACE" -f "$VALUES" \
+    helm upgrade --install "$RELEASE" "${chart[@]}" --namespace "$NAMESPACE" -f "$VALUES" \
         --set image.tag="${app##*:}" --set config.env.DJANGO_CSRF_TRUSTED_ORIGINS="https://localhost:$HTTPS_PORT" \
         --wait --timeout 10m "$@"
     kubectl -n "$NAMESPACE" wait --for=condition=Complete job \
         -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=migrate" --timeout=300s
     sed -e "s#@PROXY_IMAGE@#$proxy#" -e "s#@HTTPS_PORT@#$HTTPS_PORT#" -e "s#@FULLNAME@#$FULL#" \
+        -e "s#imagePullPolicy: Never#imagePullPolicy: $pull#" \
         tests/k8s/chart/front-door.yaml | kubectl -n "$NAMESPACE" apply -f - >/dev/null
     kubectl -n "$NAMESPACE" rollout status deployment/front-door --timeout=180s
     # helm --wait saw every Deployment and StatefulSet of the release ready.

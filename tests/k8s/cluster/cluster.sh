@@ -27,6 +27,8 @@ up() {
 down() {
     tests/k8s/cluster/node.sh down
     tests/k8s/cluster/control-plane.sh down
+    # The release registry of K8S_IMAGES_FROM=registry (tests/k8s/chart/chart.sh); a no-op without one.
+    scripts/release/local-registry.sh stop "$K/registry"
 }
 
 case "${1:-}" in

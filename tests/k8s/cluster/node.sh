@@ -46,6 +46,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN_DIR"
     conf_dir = "$K/cni/net.d"
+  # Per-registry settings (hosts.toml, read at each pull): tests/k8s/chart/chart.sh adds the release
+  # registry on 127.0.0.1, plain HTTP, when K8S_IMAGES_FROM=registry.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$K/containerd/certs.d"
 TOML
     # The pod network: one bridge, host-local addresses, masquerade for traffic leaving the node.
     cat > "$K/cni/net.d/10-k8s-local.conflist" <<JSON
