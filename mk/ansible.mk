@@ -29,7 +29,7 @@ rollback: venv ansible-inventory-check ## Roll back to the previous release: mak
 ansible-lint: venv ## Lint the playbooks and roles (production profile, see ansible/.ansible-lint)
 	cd ansible && ../$(VENV)/bin/ansible-lint
 
-test-ansible: venv docker ## Ansible roles on a fleet of systemd containers: deploy, idempotence, testinfra, e2e, worker loss, rollback
+test-ansible: venv docker examples/bookshop/uv.lock ## Ansible roles on a fleet of systemd containers: deploy, idempotence, testinfra, e2e, generic smoke, worker loss, rollback, a second project
 	@tests/ansible/run.sh
 
 fleet-up: venv docker ## Start the Ansible test fleet (systemd containers on network blueprint-fleet)

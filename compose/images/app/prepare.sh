@@ -80,13 +80,11 @@ summary=$("$py" scripts/project/resolve-deps "${resolve[@]}") || exit 2
 echo "==> $PROJECT_DIR: dependencies from $(sed -n 's/^source=//p' <<<"$summary") ($(sed -n 's/^kind=//p' <<<"$summary")); Python: $(sed -n 's/^python=//p' <<<"$summary")" >&2
 hashed=$(sed -n 's/^hashed=//p' <<<"$summary")
 
-# Fresh copies of the code (the layer cache compares contents, not times); the wheelhouse stays.
+# Fresh copies of the code (the layer cache compares contents, not times); the wheelhouse stays. What is
+# not code (scripts/project/not-code.exclude) stays out, as it does from a VM release.
 rm -rf "$ctx/project" "$ctx/deploykit"
 mkdir -p "$ctx/project" "$ctx/deploykit"
-tar -C "$project" -c --exclude-vcs --exclude=./.venv --exclude=./venv --exclude=./.env --exclude=./build \
-  --exclude=./node_modules --exclude=./staticfiles --exclude=./media --exclude='./db.sqlite3*' \
-  --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.mypy_cache --exclude=.ruff_cache \
-  . | tar -C "$ctx/project" -x
+tar -C "$project" -c --exclude-vcs --exclude-from=scripts/project/not-code.exclude . | tar -C "$ctx/project" -x
 tar -c --exclude='*.egg-info' --exclude=__pycache__ --exclude='*.pyc' \
   deploykit/src deploykit/bin deploykit/pyproject.toml deploykit/README.md deploykit/LICENSE | tar -C "$ctx" -x
 cp LICENSE "$ctx/LICENSE"
