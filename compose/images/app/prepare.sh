@@ -53,10 +53,7 @@ else
   base=python:$BASE_PYTHON-slim-trixie
 fi
 
-default_settings=config.settings
-setdefault=$(sed -n 's/.*os\.environ\.setdefault( *["'\'']DJANGO_SETTINGS_MODULE["'\''] *, *["'\'']\([A-Za-z0-9_.]*\)["'\''].*/\1/p' "$project/manage.py" | head -n1)
-[ -n "$setdefault" ] && default_settings=$setdefault
-settings=$(setting DJANGO_SETTINGS_MODULE "$default_settings")
+settings=$(setting DJANGO_SETTINGS_MODULE "$(scripts/project/settings-module "$project")")
 
 args=(--build-arg "BASE_IMAGE=$base" --build-arg "DJANGO_SETTINGS_MODULE=$settings")
 [ "$MODE" = offline ] && args+=(--build-arg OFFLINE=1)

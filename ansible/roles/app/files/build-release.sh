@@ -12,8 +12,9 @@
 # refused, naming it.
 # PYTHON (default python3, the control machine's venv: packaging, uv, pip) runs resolve-deps and builds
 # deploykit's wheel (its build backend, setuptools, from the index or pip's cache).
-# Prints one JSON object: version, release archive, wheelhouse archive and its id, deploykit's id, and
-# whether the requirements carry hashes (the hosts then install with --require-hashes).
+# Prints one JSON object: version, release archive, wheelhouse archive and its id, deploykit's id,
+# whether the requirements carry hashes (the hosts then install with --require-hashes) and the project's
+# default settings module (scripts/project/settings-module).
 # The release id defaults to a hash of what is shipped, so the same code is the same release and a re-run
 # changes nothing on the hosts. Archives are reproducible (sorted, fixed owner and mtime); the wheel is
 # built once per deploykit source (its id, a hash of that source) and kept in OUT_DIR.
@@ -86,5 +87,6 @@ wheels=$out/wheelhouse-$lock_id.tar
 if [ ! -f "$wheels" ]; then
     tar "${tar_opts[@]}" -C "$wheelhouse" --exclude='.lock-*' -cf "$wheels.tmp" . && mv "$wheels.tmp" "$wheels"
 fi
-printf '{"version": "%s", "release_archive": "%s", "wheelhouse_archive": "%s", "wheelhouse_id": "%s", "deploykit_id": "%s", "hashed": %s}\n' \
-    "$version" "$release" "$wheels" "$lock_id" "$dk_id" "$([ "$hashed" = 1 ] && echo true || echo false)"
+printf '{"version": "%s", "release_archive": "%s", "wheelhouse_archive": "%s", "wheelhouse_id": "%s", "deploykit_id": "%s", "hashed": %s, "settings_module": "%s"}\n' \
+    "$version" "$release" "$wheels" "$lock_id" "$dk_id" "$([ "$hashed" = 1 ] && echo true || echo false)" \
+    "$("$blueprint/scripts/project/settings-module" "$project")"
