@@ -169,8 +169,13 @@ fi
 grep -q "check_queues:.*emails" "$WORK/last-run.log" \
     || { show_failure; echo "FAIL: the refused deploy does not name the queue emails" >&2; exit 1; }
 grep -o "check_queues:[^\"]*emails[^\"]*" "$WORK/last-run.log" | head -1
-playbook "$ROOT" site.yml "${BOOKSHOP[@]}" || { show_failure; exit 1; }
+# With one variable of its own (app_env_project), which its running workers must get.
+playbook "$ROOT" site.yml "${BOOKSHOP[@]}" -e '{"app_env_project": {"BOOKSHOP_FLEET_MARK": "shop-42"}}' \
+    || { show_failure; exit 1; }
 RB=$(current_release fleet-web1)
+pid=$(docker exec fleet-worker1 systemctl show -p MainPID --value app-worker@main-1)
+docker exec fleet-worker1 cat "/proc/$pid/environ" | tr '\0' '\n' | grep -qx "BOOKSHOP_FLEET_MARK=shop-42" \
+    || { echo "FAIL: the bookshop's worker (pid $pid) lacks its own variable BOOKSHOP_FLEET_MARK" >&2; exit 1; }
 for h in fleet-web1 fleet-worker1 fleet-worker2; do
     [ "$(current_release $h)" = "$RB" ] || { echo "FAIL: $h serves $(current_release $h), not the bookshop's $RB" >&2; exit 1; }
 done
