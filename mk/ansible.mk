@@ -9,7 +9,7 @@ ANSIBLE_ARGS ?=
 ANSIBLE_INVENTORY_DIR = ansible/inventories/$(ENV)
 ANSIBLE_RUN = cd ansible && ANSIBLE_CONFIG=ansible.cfg ../$(VENV)/bin/ansible-playbook -i inventories/$(ENV)/hosts.yml
 
-.PHONY: deploy deploy-check rollback ansible-inventory-check ansible-lint test-ansible fleet-up fleet-down
+.PHONY: deploy deploy-check rollback ansible-inventory-check ansible-lint test-ansible test-ansible-unit fleet-up fleet-down
 
 ansible-inventory-check:
 	@test -f $(ANSIBLE_INVENTORY_DIR)/hosts.yml || { echo "ERROR: no inventory $(ANSIBLE_INVENTORY_DIR)/hosts.yml (ENV=$(ENV))" >&2; exit 1; }
@@ -29,7 +29,10 @@ rollback: venv ansible-inventory-check ## Roll back to the previous release: mak
 ansible-lint: venv ## Lint the playbooks and roles (production profile, see ansible/.ansible-lint)
 	cd ansible && ../$(VENV)/bin/ansible-lint
 
-test-ansible: venv docker ## Ansible roles on a fleet of systemd containers: deploy, idempotence, testinfra, e2e, worker loss, rollback
+test-ansible-unit: venv ## The app role on the control machine, no fleet (seconds): build-release.sh's releases and refusals, the env file against the contract
+	$(PY) -m pytest -q -p no:cacheprovider tests/ansible/unit $(PYTEST_ARGS)
+
+test-ansible: venv docker examples/bookshop/uv.lock ## Ansible roles on a fleet of systemd containers: deploy, idempotence, testinfra, e2e, generic smoke, worker loss, rollback, a second project
 	@tests/ansible/run.sh
 
 fleet-up: venv docker ## Start the Ansible test fleet (systemd containers on network blueprint-fleet)

@@ -21,7 +21,10 @@ if ! docker info >/dev/null 2>&1; then
   if ! docker info >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || die "Docker Engine is installed but not running, and starting it needs root."
     say "starting Docker Engine (dockerd in the background, log: /var/log/dockerd.log)"
-    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    # Only stdin/out/err: a daemon that inherits a caller's other descriptors keeps them open for its whole
+    # life (a `flock LOCK make ...` around the first suite would stay locked by dockerd).
+    (for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+     exec nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null) &
     for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   fi
   docker info >/dev/null 2>&1 || die "Docker Engine did not start; see /var/log/dockerd.log"

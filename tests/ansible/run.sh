@@ -8,6 +8,9 @@
 #     roll back to release 1, check
 #  6. deploy release 3 (adds a migration); a rollback must be refused, naming the migration
 #  7. release 4 cannot start its web server: the rollout stops at the first web host, release 3 keeps serving
+#  8. a second project (examples/bookshop) from its configuration file alone: a queue without a pool stops
+#     the deploy, naming it; then deployed, and the generic smoke suite passes against it (as against
+#     the reference project in step 3)
 # The fleet is removed at the end, also on failure (KEEP_FLEET=1 keeps it for debugging).
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
@@ -90,6 +93,7 @@ echo "idempotent: changed=0 on every host"
 
 phase "testinfra on every host, end to end through nginx"
 "${PYTEST[@]}" tests/ansible/test_hosts.py tests/ansible/test_e2e.py
+tests/ansible/smoke.sh default,io,images
 
 phase "stop a worker host in the middle of queued work"
 "${PYTEST[@]}" -s tests/ansible/test_worker_loss.py
@@ -156,4 +160,27 @@ docker exec fleet-worker1 systemctl cat app-worker@.service | grep -q "/releases
     || { echo "FAIL: the workers were touched by the failed rollout" >&2; exit 1; }
 "${PYTEST[@]}" -m smoke tests/ansible/test_e2e.py
 
-phase "all Ansible checks passed (releases: $R1, $R2, $R3)"
+phase "a second project: examples/bookshop from its configuration alone (examples/bookshop/deploy/ansible.yml)"
+BOOKSHOP=(-e "@$ROOT/examples/bookshop/deploy/ansible.yml")
+# Without a pool for `emails` (its task's decorator routes there): the deploy must stop, naming the queue.
+if playbook "$ROOT" site.yml "${BOOKSHOP[@]}" -e '{"app_worker_pools": [{"name": "main", "queues": "celery"}]}'; then
+    echo "FAIL: the bookshop was deployed although no pool consumes its queue emails" >&2; exit 1
+fi
+grep -q "check_queues:.*emails" "$WORK/last-run.log" \
+    || { show_failure; echo "FAIL: the refused deploy does not name the queue emails" >&2; exit 1; }
+grep -o "check_queues:[^\"]*emails[^\"]*" "$WORK/last-run.log" | head -1
+# With one variable of its own (app_env_project), which its running workers must get.
+playbook "$ROOT" site.yml "${BOOKSHOP[@]}" -e '{"app_env_project": {"BOOKSHOP_FLEET_MARK": "shop-42"}}' \
+    || { show_failure; exit 1; }
+RB=$(current_release fleet-web1)
+pid=$(docker exec fleet-worker1 systemctl show -p MainPID --value app-worker@main-1)
+docker exec fleet-worker1 cat "/proc/$pid/environ" | tr '\0' '\n' | grep -qx "BOOKSHOP_FLEET_MARK=shop-42" \
+    || { echo "FAIL: the bookshop's worker (pid $pid) lacks its own variable BOOKSHOP_FLEET_MARK" >&2; exit 1; }
+for h in fleet-web1 fleet-worker1 fleet-worker2; do
+    [ "$(current_release $h)" = "$RB" ] || { echo "FAIL: $h serves $(current_release $h), not the bookshop's $RB" >&2; exit 1; }
+done
+docker exec fleet-web1 test -f "/srv/app/releases/$RB/app/bookshop/wsgi.py" \
+    || { echo "FAIL: release $RB is not the bookshop" >&2; exit 1; }
+tests/ansible/smoke.sh celery,emails
+
+phase "all Ansible checks passed (releases: $R1, $R2, $R3; the bookshop: $RB)"

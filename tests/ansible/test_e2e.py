@@ -29,7 +29,7 @@ def test_demo_task_completes(web):
 
 
 def test_status_sees_both_worker_hosts_and_beat(web):
-    expected = {f"default-1@{name}" for name in group("workers")}
+    expected = {f"default-io-images@{name}" for name in group("workers")}
 
     def seen():
         status = web.get(f"{web.base}/status", timeout=10).json()
@@ -80,7 +80,7 @@ def test_flower_behind_nginx_requires_auth_and_lists_both_worker_hosts(web, secr
     anonymous = web.get(f"{web.base}/flower/api/workers", timeout=10)
     assert anonymous.status_code == 401
     auth = ("admin", secrets["vault_flower_password"])
-    expected = {f"default-1@{name}" for name in group("workers")}
+    expected = {f"default-io-images@{name}" for name in group("workers")}
 
     def listed():
         response = web.get(f"{web.base}/flower/api/workers", params={"refresh": "1"}, auth=auth, timeout=30)

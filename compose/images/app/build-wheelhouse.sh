@@ -6,6 +6,7 @@
 #   REQUIREMENTS  the requirements file (default requirements/app.lock, the reference project's lock;
 #                 compose/images/app/build.sh passes a project's, written by scripts/project/resolve-deps)
 #   WHEELHOUSE    output directory (default build/wheelhouse)
+#   (both relative to the repository root, or absolute: the Ansible role passes a release's)
 #   PY_IMAGE      the interpreter's image, used as it is (default: the local Python image of BASE_PYTHON,
 #                 3.13 unless set, built first by compose/images/python/build.sh when missing or stale)
 # The reference lock is wheels only. A project's package without a wheel for the image's Python comes
@@ -31,7 +32,7 @@ download() { # download TOOLS: TOOLS=1 runs as root with compilers and libpq's h
   local user=(--user "$(id -u):$(id -g)")
   [ "$1" = 1 ] && user=()
   docker run --rm "${user[@]}" -e HOME=/tmp -e TOOLS="$1" -e OWNER="$(id -u):$(id -g)" \
-    -v "$PWD/$WHEELHOUSE:/wh" -v "$PWD/$LOCK:/req/requirements.txt:ro" -v "$CA:/ca.crt:ro" -e PIP_CERT=/ca.crt \
+    -v "$(realpath "$WHEELHOUSE"):/wh" -v "$(realpath "$LOCK"):/req/requirements.txt:ro" -v "$CA:/ca.crt:ro" -e PIP_CERT=/ca.crt \
     -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e BINARY="$binary" -e HASHES="$hashes" "$PY_IMAGE" sh -c '
     set -e
     if [ "$TOOLS" = 1 ]; then

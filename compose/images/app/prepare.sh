@@ -53,10 +53,7 @@ else
   base=python:$BASE_PYTHON-slim-trixie
 fi
 
-default_settings=config.settings
-setdefault=$(sed -n 's/.*os\.environ\.setdefault( *["'\'']DJANGO_SETTINGS_MODULE["'\''] *, *["'\'']\([A-Za-z0-9_.]*\)["'\''].*/\1/p' "$project/manage.py" | head -n1)
-[ -n "$setdefault" ] && default_settings=$setdefault
-settings=$(setting DJANGO_SETTINGS_MODULE "$default_settings")
+settings=$(setting DJANGO_SETTINGS_MODULE "$(scripts/project/settings-module "$project")")
 
 args=(--build-arg "BASE_IMAGE=$base" --build-arg "DJANGO_SETTINGS_MODULE=$settings")
 [ "$MODE" = offline ] && args+=(--build-arg OFFLINE=1)
@@ -80,13 +77,11 @@ summary=$("$py" scripts/project/resolve-deps "${resolve[@]}") || exit 2
 echo "==> $PROJECT_DIR: dependencies from $(sed -n 's/^source=//p' <<<"$summary") ($(sed -n 's/^kind=//p' <<<"$summary")); Python: $(sed -n 's/^python=//p' <<<"$summary")" >&2
 hashed=$(sed -n 's/^hashed=//p' <<<"$summary")
 
-# Fresh copies of the code (the layer cache compares contents, not times); the wheelhouse stays.
+# Fresh copies of the code (the layer cache compares contents, not times); the wheelhouse stays. What is
+# not code (scripts/project/not-code.exclude) stays out, as it does from a VM release.
 rm -rf "$ctx/project" "$ctx/deploykit"
 mkdir -p "$ctx/project" "$ctx/deploykit"
-tar -C "$project" -c --exclude-vcs --exclude=./.venv --exclude=./venv --exclude=./.env --exclude=./build \
-  --exclude=./node_modules --exclude=./staticfiles --exclude=./media --exclude='./db.sqlite3*' \
-  --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.mypy_cache --exclude=.ruff_cache \
-  . | tar -C "$ctx/project" -x
+tar -C "$project" -c --exclude-vcs --exclude-from=scripts/project/not-code.exclude . | tar -C "$ctx/project" -x
 tar -c --exclude='*.egg-info' --exclude=__pycache__ --exclude='*.pyc' \
   deploykit/src deploykit/bin deploykit/pyproject.toml deploykit/README.md deploykit/LICENSE | tar -C "$ctx" -x
 cp LICENSE "$ctx/LICENSE"
