@@ -83,8 +83,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         key, value = line.split("=", 1)
         key = key.removeprefix("export ").strip()
         value = value.strip()
-        if value[:1] in ("'", '"') and value.endswith(value[0]) and len(value) > 1:
-            value = value[1:-1]
+        if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+            value = value[1:value.find(value[0], 1)]  # what follows the closing quote is a comment
         else:
             value = value.split(" #", 1)[0].strip()
         values[key] = value
