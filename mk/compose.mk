@@ -18,7 +18,7 @@ COMPOSE_VARIANTS = $(if $(filter rabbitmq,$(BROKER)),compose/rabbitmq.yaml) $(if
 COMPOSE_ENV_FILES = $(COMPOSE_ENV_FILE) $(PROJECT_ENV)
 # The worker pools declared in the env files (WORKER_POOLS), one service each, with what the variants change
 # in every pool: written by compose/scripts/gen-pools.py (docs/compose.md#worker-pools), given last.
-COMPOSE_POOLS := build/compose-pools.yaml
+COMPOSE_POOLS ?= build/$(COMPOSE_PROJECT)-pools.yaml
 # $(call compose_cmd,VARIANT FILES,POOLS FILE): the stack's docker compose command.
 compose_cmd = docker compose -p $(COMPOSE_PROJECT) -f compose/compose.yaml $(addprefix -f ,$(1)) -f $(2) \
 	$(addprefix --env-file ,$(COMPOSE_ENV_FILES)) $(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))

@@ -6,7 +6,7 @@
 DEV_PROJECT_DIR = $(abspath $(or $(PROJECT_DIR),$(shell sed -n 's/^PROJECT_DIR=//p' $(PROJECT_ENV) $(wildcard $(COMPOSE_ENV_FILE)) /dev/null | head -n1),app))
 # Its own pools file: development mode changes every pool (compose.dev.yaml's x-pool).
 COMPOSE_DEV_VARIANTS = $(COMPOSE_VARIANTS) compose/compose.dev.yaml
-COMPOSE_DEV_POOLS := build/compose-pools-dev.yaml
+COMPOSE_DEV_POOLS ?= build/$(COMPOSE_PROJECT)-dev-pools.yaml
 COMPOSE_DEV = $(call compose_cmd,$(COMPOSE_DEV_VARIANTS),$(COMPOSE_DEV_POOLS))
 
 .PHONY: dev dev-start test-dev

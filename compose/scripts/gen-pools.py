@@ -18,7 +18,6 @@ with the variable's name; nothing is skipped.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -197,7 +196,7 @@ def variant_fragment(path: Path) -> dict:
     return fragment
 
 
-def generate(env_files: list[Path], variants: list[Path], out: Path, command: str) -> str:
+def generate(env_files: list[Path], variants: list[Path], command: str) -> str:
     values, origin = merged_env(env_files)
 
     def where(key: str) -> str:
@@ -218,7 +217,8 @@ def generate(env_files: list[Path], variants: list[Path], out: Path, command: st
         else:
             settings[name][setting] = values[key]
     fragments = [variant_fragment(path) for path in variants]
-    extends = {"file": os.path.relpath(TEMPLATE_FILE, out.resolve().parent), "service": TEMPLATE_SERVICE}
+    # Compose reads extends.file from the project directory (compose/, the first file's), wherever this file is.
+    extends = {"file": TEMPLATE_FILE.name, "service": TEMPLATE_SERVICE}
     services, consumed = {}, []
     for name in names:
         own, queues, pool_problems = pool_service(name, settings[name], lambda s, n=name: pool_key(n) + s + where(pool_key(n) + s))
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "compose/scripts/gen-pools.py " + " ".join(
         [f"--env-file {p}" for p in args.env_file] + [f"-f {p}" for p in args.variants] + [f"-o {args.out}"])
     try:
-        text = generate(args.env_file, args.variants, args.out, command)
+        text = generate(args.env_file, args.variants, command)
     except (Refused, OSError) as exc:
         print(f"ERROR: worker pools: {exc}", file=sys.stderr)
         return 2

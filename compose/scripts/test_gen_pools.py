@@ -53,8 +53,7 @@ def generated(tmp_path: Path, *env_texts: str, variants: tuple[str, ...] = ()) -
     import yaml
 
     files = [write(tmp_path, f"{i}.env", text) for i, text in enumerate(env_texts)]
-    out = tmp_path / "pools.yaml"
-    text = gen_pools.generate(files, [ROOT / v for v in variants], out, "test")
+    text = gen_pools.generate(files, [ROOT / v for v in variants], "test")
     return yaml.load(text, Loader=gen_pools.Loader)["services"]
 
 
