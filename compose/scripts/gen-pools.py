@@ -5,7 +5,7 @@
     compose/scripts/gen-pools.py ... -o OUT --check    # exit 1 if OUT is not what this would write
 
 Declarations (docs/compose.md#worker-pools), later env files winning as with `docker compose --env-file`:
-    WORKER_POOLS=default io images            # names: lowercase letters, digits, single hyphens
+    WORKER_POOLS=default,io,images            # comma-separated names: lowercase letters, digits, single hyphens
     WORKER_<POOL>_QUEUES=io                   # required, comma-separated, any queue names
     WORKER_<POOL>_POOL / _CONCURRENCY / _AUTOSCALE / _REPLICAS / _CPUS / _MEMORY   # optional
 (<POOL>: the name upper-cased, `-` as `_`.) Each service extends the `pool` template of compose/compose.yaml.
@@ -107,7 +107,7 @@ def pool_key(name: str) -> str:
 def declared_pools(values: dict[str, str], where) -> list[str]:
     if "WORKER_POOLS" not in values:
         raise Refused("WORKER_POOLS is not set in any env file: declare the worker pools (see .env.example)")
-    names = values["WORKER_POOLS"].replace(",", " ").split()
+    names = values["WORKER_POOLS"].replace(",", " ").split()  # commas; spaces too, as a shell would not take them
     if not names:
         raise Refused(f"WORKER_POOLS{where('WORKER_POOLS')} is empty: declare at least one pool")
     problems = [f"WORKER_POOLS{where('WORKER_POOLS')}: pool name {name!r} is malformed (lowercase letters, "
