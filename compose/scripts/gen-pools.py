@@ -125,48 +125,43 @@ def owner(key: str, names: list[str]) -> str | None:
     return max(matches, key=len) if matches else None
 
 
+def _autoscale(value: str) -> bool:
+    bounds = re.fullmatch(r"(\d+),(\d+)", value)
+    return bool(bounds) and int(bounds[1]) >= max(int(bounds[2]), 1)
+
+
+# The optional settings: (valid?, what a valid value is).
+CHECKS = {
+    "POOL": (lambda v: v in POOL_TYPES, f"one of {', '.join(POOL_TYPES)}"),
+    "CONCURRENCY": (str.isdigit, "a whole number >= 0"),
+    "AUTOSCALE": (_autoscale, '"max,min" with max >= min and max >= 1'),
+    "REPLICAS": (str.isdigit, "a whole number >= 0"),
+    "CPUS": (lambda v: bool(re.fullmatch(r"\d+(\.\d+)?", v)) and float(v) > 0, "a number of CPUs > 0"),
+    "MEMORY": (lambda v: bool(re.fullmatch(r"\d+(\.\d+)?([bkmgBKMG][bB]?)?", v)), "a size such as 768M or 1g"),
+}
+# Where each setting goes: the worker's environment (deploykit-worker reads it) or Compose's deploy keys.
+ENVIRONMENT = {"QUEUES": "CELERY_WORKER_QUEUES", "POOL": "CELERY_WORKER_POOL",
+               "CONCURRENCY": "CELERY_WORKER_CONCURRENCY", "AUTOSCALE": "CELERY_WORKER_AUTOSCALE"}
+
+
 def pool_service(name: str, settings: dict[str, str], var) -> tuple[dict, list[str], list[str]]:
-    """(the service's own keys, its queues, problems) for one pool."""
-    problems, environment, deploy = [], {}, {}
+    """(the service's own keys, its queues, problems) for one pool; settings are its WORKER_<POOL>_* values."""
+    problems = []
     queues = [q.strip() for q in settings.get("QUEUES", "").split(",")]
     if not any(queues):
         problems.append(f"{var('QUEUES')} is missing or empty: pool {name!r} must consume at least one queue")
-    else:
-        problems += [f"{var('QUEUES')}: queue name {q!r} is malformed (letters, digits, _ . : -; at most 200)"
-                     for q in queues if not QUEUE_NAME.match(q)]
-        problems += [f"{var('QUEUES')}: queue {q!r} is listed twice" for q in sorted({q for q in queues if queues.count(q) > 1})]
-        environment["CELERY_WORKER_QUEUES"] = ",".join(queues)
-    if settings.get("POOL"):
-        if settings["POOL"] not in POOL_TYPES:
-            problems.append(f"{var('POOL')}: must be one of {', '.join(POOL_TYPES)}, got {settings['POOL']!r}")
-        environment["CELERY_WORKER_POOL"] = settings["POOL"]
-    if settings.get("CONCURRENCY"):
-        if not settings["CONCURRENCY"].isdigit():
-            problems.append(f"{var('CONCURRENCY')}: must be a whole number >= 0, got {settings['CONCURRENCY']!r}")
-        environment["CELERY_WORKER_CONCURRENCY"] = settings["CONCURRENCY"]
-    if settings.get("AUTOSCALE"):
-        bounds = re.fullmatch(r"(\d+),(\d+)", settings["AUTOSCALE"])
-        if not bounds or int(bounds[1]) < max(int(bounds[2]), 1):
-            problems.append(f"{var('AUTOSCALE')}: must be \"max,min\" with max >= min and max >= 1, "
-                            f"got {settings['AUTOSCALE']!r}")
-        environment["CELERY_WORKER_AUTOSCALE"] = settings["AUTOSCALE"]
-    if settings.get("REPLICAS"):
-        if not settings["REPLICAS"].isdigit():
-            problems.append(f"{var('REPLICAS')}: must be a whole number >= 0, got {settings['REPLICAS']!r}")
-        else:
-            deploy["replicas"] = int(settings["REPLICAS"])
-    limits = {}
-    if settings.get("CPUS"):
-        if not re.fullmatch(r"\d+(\.\d+)?", settings["CPUS"]) or float(settings["CPUS"]) <= 0:
-            problems.append(f"{var('CPUS')}: must be a number of CPUs > 0, got {settings['CPUS']!r}")
-        limits["cpus"] = settings["CPUS"]
-    if settings.get("MEMORY"):
-        if not re.fullmatch(r"\d+(\.\d+)?([bkmgBKMG][bB]?)?", settings["MEMORY"]):
-            problems.append(f"{var('MEMORY')}: must be a size such as 768M or 1g, got {settings['MEMORY']!r}")
-        limits["memory"] = settings["MEMORY"]
+    problems += [f"{var('QUEUES')}: queue name {q!r} is malformed (letters, digits, _ . : -; at most 200)"
+                 for q in queues if any(queues) and not QUEUE_NAME.match(q)]
+    problems += [f"{var('QUEUES')}: queue {q!r} is listed twice" for q in sorted({q for q in queues if queues.count(q) > 1})]
+    given = {key: settings[key] for key in SETTINGS if key != "QUEUES" and settings.get(key)}  # in SETTINGS' order
+    problems += [f"{var(key)}: must be {CHECKS[key][1]}, got {value!r}" for key, value in given.items()
+                 if not CHECKS[key][0](value)]
+    service = {"environment": {ENVIRONMENT[k]: v for k, v in {"QUEUES": ",".join(queues), **given}.items()
+                               if k in ENVIRONMENT}}
+    limits = {key.lower(): given[key] for key in ("CPUS", "MEMORY") if key in given}
+    deploy = {"replicas": int(given["REPLICAS"])} if given.get("REPLICAS", "").isdigit() else {}
     if limits:
         deploy["resources"] = {"limits": limits}
-    service = {"environment": environment}
     if deploy:
         service["deploy"] = deploy
     return service, [q for q in queues if q], problems
