@@ -199,7 +199,10 @@ def generate(env_files: list[Path], variants: list[Path], command: str) -> str:
 
     problems = [f"{key}{where(key)} is no longer read: pools are declared with WORKER_POOLS and "
                 f"WORKER_<POOL>_QUEUES etc. (CHANGELOG.md)" for key in sorted(RETIRED & set(values))]
-    names = declared_pools(values, where)
+    try:
+        names = declared_pools(values, where)
+    except Refused as exc:  # an .env from before pools were data: name its old variables too
+        raise Refused("\n".join([*problems, str(exc)])) from None
     settings: dict[str, dict[str, str]] = {name: {} for name in names}
     for key in sorted(set(values) - GLOBALS - RETIRED):
         name = owner(key, names)

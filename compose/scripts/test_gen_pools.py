@@ -127,6 +127,12 @@ def test_malformed_declarations_are_refused_naming_the_variable(tmp_path, text, 
     assert message in refusal(tmp_path, text)
 
 
+def test_an_env_file_from_before_pools_were_data_is_refused_naming_its_old_variables(tmp_path):
+    message = refusal(tmp_path, "WORKER_QUEUES=default\nWORKER_IO_QUEUES=io\nWORKER_CONCURRENCY=2\n")
+    assert "WORKER_POOLS is not set" in message
+    assert "WORKER_QUEUES (in" in message and "WORKER_CONCURRENCY (in" in message
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     message = refusal(tmp_path, "WORKER_POOLS=a b\nWORKER_B_QUEUES=q\nWORKER_B_POOL=x\n")
     assert "WORKER_A_QUEUES" in message and "WORKER_B_POOL" in message
