@@ -294,11 +294,17 @@ def project(tmp_path_factory):
     return root
 
 
+def project_env(project: Path, **env_values) -> dict:
+    """The own project's environment for its processes (debug mode unless overridden); the venv's bin
+    (deploykit's start scripts) on PATH."""
+    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(project),
+            "DJANGO_SETTINGS_MODULE": "mysite.settings", "DEPLOYKIT_CELERY_APP": "mysite.celery_app:app",
+            "DJANGO_DEBUG": "true", **env_values}
+
+
 def run(project: Path, *args, **env_values) -> subprocess.CompletedProcess:
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(project),
-           "DJANGO_SETTINGS_MODULE": "mysite.settings", "DEPLOYKIT_CELERY_APP": "mysite.celery_app:app",
-           "DJANGO_DEBUG": "true", **env_values}
-    return subprocess.run([sys.executable, *args], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, *args], cwd=project, env=project_env(project, **env_values),
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_own_project_gets_the_whole_contract_from_one_call(project):

@@ -9,3 +9,9 @@
 - beat.py      single-instance beat: a database advisory lock held for beat's lifetime
 See docs/app.md.
 """
+
+from .versions import check as _check_versions
+
+# Refuse a Django, Celery or kombu outside the range deploykit declares (deploykit.versions), before any
+# of its modules runs on it.
+_check_versions()

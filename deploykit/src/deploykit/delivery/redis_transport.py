@@ -45,8 +45,6 @@ import uuid
 from contextlib import contextmanager
 from time import time
 
-import celery
-import kombu
 from kombu.transport import redis as kombu_redis
 from kombu.transport.redis import Mutex, MutexHeld
 from kombu.transport import virtual
@@ -60,12 +58,8 @@ logger = logging.getLogger("deploykit.redis_transport")
 
 # This module and deploykit.delivery.unacked/lost/request override private members of kombu's Redis transport and
 # Celery's worker (QoS.append/_remove_from_indices/restore_visible, Channel._put/_do_restore_message,
-# Request.on_failure): they are checked against one minor series, moved together after reading upstream.
-SUPPORTED_SERIES = "5.7"
-for _name, _version in (("kombu", kombu.__version__), ("celery", celery.__version__)):
-    if ".".join(_version.split(".")[:2]) != SUPPORTED_SERIES:
-        raise ImportError(f"deploykit's Redis transport is written for kombu and Celery {SUPPORTED_SERIES}.x; "
-                          f"found {_name} {_version} (kombu {kombu.__version__}, celery {celery.__version__})")
+# Request.on_failure): deploykit declares one minor series of both, checked at import (deploykit.versions),
+# moved together after reading upstream.
 
 TRANSPORT = "deploykit.delivery.redis_transport:Transport"
 SEQ_KEY = "deploykit.journal_seq"
