@@ -174,7 +174,7 @@ def idle_memory(stack: Stack) -> dict[str, dict[str, float]]:
     for sample in range(IDLE_SAMPLES):
         if sample:
             time.sleep(1)
-        for service, marker, main_key, child_key in (("worker", "celery", "worker_main", "worker_process"),
+        for service, marker, main_key, child_key in (("worker-default", "celery", "worker_main", "worker_process"),
                                                      ("worker-images", "celery", "worker_main", "worker_process"),
                                                      # the io pool: one process, its tasks on threads
                                                      ("worker-io", "celery", "io_worker", "io_worker_child"),

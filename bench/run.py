@@ -68,44 +68,44 @@ def profiled_drain(stack, app, task, queue, consumer, p, name):
 
 def safety_costs(stack, p):
     """The shipped worker with one safety setting off at a time (measured, never shipped)."""
-    costs = {"shipped": drain_only(stack, "shipped", "bench.noop", "default", "worker", p),
-             "acks_late_off": drain_only(stack, "shipped", "bench.noop_early_ack", "default", "worker", p),
-             "track_started_off": drain_only(stack, "shipped", "bench.noop_untracked", "default", "worker", p)}
+    costs = {"shipped": drain_only(stack, "shipped", "bench.noop", "default", "worker-default", p),
+             "acks_late_off": drain_only(stack, "shipped", "bench.noop_early_ack", "default", "worker-default", p),
+             "track_started_off": drain_only(stack, "shipped", "bench.noop_untracked", "default", "worker-default", p)}
     # Not a safety setting, but what the monitoring costs: task events feed Flower (which switches
     # them on by itself when it runs); measured by switching them off at run time.
     stack.exec_json("client", "python", "/bench/load.py", "events", "--app", "shipped", "off")
     try:
-        costs["task_events_off"] = drain_only(stack, "shipped", "bench.noop", "default", "worker", p)
+        costs["task_events_off"] = drain_only(stack, "shipped", "bench.noop", "default", "worker-default", p)
     finally:
         stack.exec_json("client", "python", "/bench/load.py", "events", "--app", "shipped", "on")
     # A tuning candidate, not a safety setting: more pool processes in the same CPU allowance, so
     # the broker round trips of one task overlap with the work of others.
-    stack.recreate("worker", WORKER_CONCURRENCY="4")
-    costs["concurrency_4"] = drain_only(stack, "shipped", "bench.noop", "default", "worker", p)
-    stack.recreate("worker", BENCH_PREFETCH="4")
-    costs["prefetch_4"] = drain_only(stack, "shipped", "bench.noop", "default", "worker", p)
-    stack.recreate("worker", BENCH_MAX_TASKS_PER_CHILD="1000000")
-    costs["no_child_recycling"] = drain_only(stack, "shipped", "bench.noop", "default", "worker", p)
-    stack.recreate("worker")
+    stack.recreate("worker-default", WORKER_DEFAULT_CONCURRENCY="4")
+    costs["concurrency_4"] = drain_only(stack, "shipped", "bench.noop", "default", "worker-default", p)
+    stack.recreate("worker-default", BENCH_PREFETCH="4")
+    costs["prefetch_4"] = drain_only(stack, "shipped", "bench.noop", "default", "worker-default", p)
+    stack.recreate("worker-default", BENCH_MAX_TASKS_PER_CHILD="1000000")
+    costs["no_child_recycling"] = drain_only(stack, "shipped", "bench.noop", "default", "worker-default", p)
+    stack.recreate("worker-default")
     return costs
 
 
 def redis_suite(stack, p, out):
     say("short tasks: shipped worker (prefork x2, acks_late, prefetch 1)")
-    out["shipped"] = show("shipped", tb.short_tasks(stack, "shipped", "default", "worker", p))
+    out["shipped"] = show("shipped", tb.short_tasks(stack, "shipped", "default", "worker-default", p))
     say("profile: shipped worker during a drain (py-spy)")
-    out["profile"] = {"shipped": show("profile.shipped", profiled_drain(stack, "shipped", "bench.noop", "default", "worker", p, "shipped"))}
+    out["profile"] = {"shipped": show("profile.shipped", profiled_drain(stack, "shipped", "bench.noop", "default", "worker-default", p, "shipped"))}
     say("what each safety setting costs")
     out["safety_costs"] = show("safety_costs", safety_costs(stack, p))
     say("I/O-bound tasks: the Compose io pool (worker-io: threads x16; the Helm chart runs 8 per pod)")
     out["io"] = show("io", {"io_pool": tb.io_tasks(stack, "shipped", "io", p)})
-    say("mixed load: separate pools (worker: default, worker-io: io, worker-images: images)")
+    say("mixed load: separate pools (worker-default: default, worker-io: io, worker-images: images)")
     out["mixed"] = show("mixed", {"separate_pools": tb.mixed(stack, p)})
     stack.stop("worker-images", "worker-io")
     say("mixed load: one pool serving default, io and images (prefork x3, 2 CPUs)")
-    stack.recreate("worker", BENCH_WORKER_QUEUES="default,io,images", WORKER_CONCURRENCY="3", WORKER_CPUS="2.0")
+    stack.recreate("worker-default", BENCH_WORKER_QUEUES="default,io,images", WORKER_DEFAULT_CONCURRENCY="3", WORKER_DEFAULT_CPUS="2.0")
     out["mixed"]["single_pool"] = show("mixed.single_pool", tb.mixed(stack, p))
-    stack.stop("worker")
+    stack.stop("worker-default")
     say("peer baseline: celery worker with Celery's defaults")
     stack.up("baseline-worker")
     out["baseline"] = show("baseline", tb.short_tasks(stack, "baseline", "celery", "baseline-worker", p))
@@ -116,14 +116,14 @@ def redis_suite(stack, p, out):
     say("raw ceiling: redis-py LPUSH/BRPOP, one consumer")
     out["raw"] = show("raw", tb.raw_ceiling(stack, p))
     say("HTTP: wrk through the proxy")
-    stack.recreate("worker")
+    stack.recreate("worker-default")
     out["http"] = show("http", http(stack, p))
 
 
 def rabbitmq_suite(stack, p, out):
     say("short tasks over RabbitMQ: shipped worker")
-    out["shipped"] = show("shipped", tb.short_tasks(stack, "shipped", "default", "worker", p))
-    stack.stop("worker")
+    out["shipped"] = show("shipped", tb.short_tasks(stack, "shipped", "default", "worker-default", p))
+    stack.stop("worker-default")
     say("short tasks over RabbitMQ: peer baseline")
     stack.up("baseline-worker")
     out["baseline"] = show("baseline", tb.short_tasks(stack, "baseline", "celery", "baseline-worker", p))

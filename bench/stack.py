@@ -19,7 +19,7 @@ if not 0 <= PORT_OFFSET <= 400:
     sys.exit(f"ERROR: BENCH_PORT_OFFSET must be 0-400 (ports stay within 38000-38999), got {PORT_OFFSET}")
 # Not started: beat (a tick every 15 s onto the default queue) and Flower (an event consumer) would
 # only add noise to what is measured.
-BASE_SERVICES = ["postgres", "migrate", "web", "proxy", "worker", "worker-io", "worker-images", "sink", "slow", "client", "rawc"]
+BASE_SERVICES = ["postgres", "migrate", "web", "proxy", "worker-default", "worker-io", "worker-images", "sink", "slow", "client", "rawc"]
 
 
 def env_value(env_file: Path, name: str) -> str:
@@ -37,10 +37,11 @@ class Stack:
         BUILD.mkdir(parents=True, exist_ok=True)
         self.env_file = BUILD / f"{self.project}.env"
         self.agent_env = BUILD / f"{self.project}.agent.env"
-        files = ["-f", "compose/compose.yaml"]
-        if broker == "rabbitmq":
-            files += ["-f", "compose/rabbitmq.yaml"]
-        files += ["-f", "bench/compose.bench.yaml"]
+        self.variants = ["compose/rabbitmq.yaml"] if broker == "rabbitmq" else []
+        # The reference's pools (the env file's WORKER_POOLS), as `make up` writes them: write_pools().
+        self.pools_file = BUILD / f"{self.project}-pools.yaml"
+        files = ["-f", "compose/compose.yaml", *(a for v in self.variants for a in ("-f", v)),
+                 "-f", str(self.pools_file), "-f", "bench/compose.bench.yaml"]
         self.base = ["docker", "compose", "-p", self.project, *files, "--env-file", str(self.env_file),
                      "--env-file", str(ROOT / "build" / "compose-images.env")]
         self.overrides: dict[str, str] = {}
@@ -105,6 +106,15 @@ class Stack:
         }
         self.agent_env.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         self.agent_env.chmod(0o600)
+        self.write_pools()
+
+    def write_pools(self, **settings: str):
+        """The pools file from the env file, with WORKER_<POOL>_* settings over it (as a user's env file would)."""
+        override = BUILD / f"{self.project}.pools.env"
+        override.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        subprocess.run([sys.executable, "compose/scripts/gen-pools.py", "--env-file", str(self.env_file),
+                        "--env-file", str(override), *(a for v in self.variants for a in ("-f", v)),
+                        "-o", str(self.pools_file)], cwd=ROOT, check=True)
 
     def up(self, *services, extra_env=None):
         self.compose("up", "-d", "--wait", "--wait-timeout", "240", "--quiet-pull", "--remove-orphans", *services, extra_env=extra_env)
@@ -124,7 +134,10 @@ class Stack:
         return round(time.monotonic() - began, 1)
 
     def recreate(self, service: str, **overrides: str):
-        """(Re)create one service with BENCH_* / Compose variables set for it, and wait until healthy."""
+        """(Re)create one service with BENCH_* / Compose variables set for it, and wait until healthy. A pool's
+        WORKER_<POOL>_* settings go through the pools file (back to the env file's at the next recreate)."""
+        self.write_pools(**{k: v for k, v in overrides.items() if k.startswith("WORKER_")})
+        overrides = {k: v for k, v in overrides.items() if not k.startswith("WORKER_")}
         self.compose("up", "-d", "--wait", "--wait-timeout", "180", "--no-deps", "--force-recreate", service,
                      extra_env=overrides)
 

@@ -2,7 +2,7 @@
 # BUILD_MODE=online|offline|auto picks how images are built (compose/scripts/build-images.sh).
 COMPOSE_ENV_FILE ?= .env
 # A project of its own (docs/your-project.md): its configuration file, read after .env (which keeps the
-# secrets): PROJECT_DIR, DJANGO_SETTINGS_MODULE, DEPLOYKIT_CELERY_APP, DEPLOYKIT_WSGI_APP, WORKER*_QUEUES...
+# secrets): PROJECT_DIR, DJANGO_SETTINGS_MODULE, DEPLOYKIT_CELERY_APP, DEPLOYKIT_WSGI_APP, WORKER_POOLS...
 PROJECT_ENV ?=
 # Its own secrets (not kept in its repository), passed to its processes like PROJECT_ENV's variables.
 PROJECT_SECRETS ?=
@@ -13,13 +13,22 @@ export PROJECT_ENV PROJECT_SECRETS
 COMPOSE_PROJECT ?= blueprint
 # Image names chosen by the last `make images` win over .env (only image variables are in that file).
 COMPOSE_IMAGES_ENV := build/compose-images.env
-COMPOSE = docker compose -p $(COMPOSE_PROJECT) -f compose/compose.yaml $(if $(filter rabbitmq,$(BROKER)),-f compose/rabbitmq.yaml) \
-	$(if $(filter s3,$(STORAGE)),-f compose/compose.s3.yaml) \
-	--env-file $(COMPOSE_ENV_FILE) $(if $(PROJECT_ENV),--env-file $(PROJECT_ENV)) \
-	$(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))
+# The variant files given after compose/compose.yaml, and the env files (later ones win), in Compose's order.
+COMPOSE_VARIANTS = $(if $(filter rabbitmq,$(BROKER)),compose/rabbitmq.yaml) $(if $(filter s3,$(STORAGE)),compose/compose.s3.yaml)
+COMPOSE_ENV_FILES = $(COMPOSE_ENV_FILE) $(PROJECT_ENV)
+# The worker pools declared in the env files (WORKER_POOLS), one service each, with what the variants change
+# in every pool: written by compose/scripts/gen-pools.py (docs/compose.md#worker-pools), given last.
+COMPOSE_POOLS ?= build/$(COMPOSE_PROJECT)-pools.yaml
+# $(call compose_cmd,VARIANT FILES,POOLS FILE): the stack's docker compose command.
+compose_cmd = docker compose -p $(COMPOSE_PROJECT) -f compose/compose.yaml $(addprefix -f ,$(1)) -f $(2) \
+	$(addprefix --env-file ,$(COMPOSE_ENV_FILES)) $(if $(wildcard $(COMPOSE_IMAGES_ENV)),--env-file $(COMPOSE_IMAGES_ENV))
+# $(call gen_pools,VARIANT FILES,POOLS FILE): (re)write the pools file from the env files.
+gen_pools = $(PY) compose/scripts/gen-pools.py $(addprefix --env-file ,$(COMPOSE_ENV_FILES)) $(addprefix -f ,$(1)) -o $(2)
+COMPOSE = $(call compose_cmd,$(COMPOSE_VARIANTS),$(COMPOSE_POOLS))
 N ?= 3
+POOL ?= default
 
-.PHONY: images up rollout-web down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env
+.PHONY: images up rollout-web down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
 
 images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry; PROJECT_ENV=FILE for a project of its own)
 	@$(if $(PROJECT_ENV),set -a && . ./$(PROJECT_ENV) && set +a &&) compose/scripts/build-images.sh
@@ -27,28 +36,36 @@ images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto
 compose-env:
 	@compose/scripts/gen-env.sh $(COMPOSE_ENV_FILE)
 
-up: docker compose-env images ## Start the stack, or redeploy it (web rolled without a failed request); BROKER=rabbitmq for RabbitMQ
+# Every command on the stack regenerates the pools file first: it follows the env files' declarations.
+compose-pools: venv
+	@$(call gen_pools,$(COMPOSE_VARIANTS),$(COMPOSE_POOLS))
+
+pools-check: venv ## The pools generator's tests, and compose/compose.pools.yaml checked against .env.example's pools
+	$(PY) -m pytest -q -p no:cacheprovider compose/scripts/test_gen_pools.py $(PYTEST_ARGS)
+	$(PY) compose/scripts/gen-pools.py --env-file .env.example -o compose/compose.pools.yaml --check
+
+up: docker compose-env images compose-pools ## Start the stack, or redeploy it (web rolled without a failed request); BROKER=rabbitmq for RabbitMQ
 	@compose/scripts/rollout-web.sh $(COMPOSE)
 	@$(COMPOSE) up -d --wait --wait-timeout 300 --remove-orphans
 	@compose/scripts/print-urls.sh $(COMPOSE_ENV_FILE) "$(COMPOSE)"
 
-rollout-web: docker ## Replace the running web container(s) without a failed request: new beside old, then the old drains
+rollout-web: docker compose-pools ## Replace the running web container(s) without a failed request: new beside old, then the old drains
 	@compose/scripts/rollout-web.sh $(COMPOSE)
 
-down: ## Stop the stack (keeps data volumes; `make down V=1` deletes them too)
+down: compose-pools ## Stop the stack (keeps data volumes; `make down V=1` deletes them too)
 	@$(COMPOSE) down --remove-orphans $(if $(V),-v)
 
-logs: ## Follow the stack's logs (S=service to pick one)
+logs: compose-pools ## Follow the stack's logs (S=service to pick one)
 	@$(COMPOSE) logs -f --tail=100 $(S)
 
-ps: ## Show the stack's services and their health
+ps: compose-pools ## Show the stack's services and their health
 	@$(COMPOSE) ps
 
-scale-workers: ## Run N default-queue workers (make scale-workers N=3)
-	@$(COMPOSE) up -d --wait --no-recreate --scale worker=$(N) worker
-	@$(COMPOSE) ps worker
+scale-workers: compose-pools ## Run N containers of one worker pool (make scale-workers POOL=default N=3)
+	@$(COMPOSE) up -d --wait --no-recreate --scale worker-$(POOL)=$(N) worker-$(POOL)
+	@$(COMPOSE) ps worker-$(POOL)
 
-shell: ## Django shell in a one-off app container (S=service for a shell in a running one)
+shell: compose-pools ## Django shell in a one-off app container (S=service for a shell in a running one)
 	@$(if $(S),$(COMPOSE) exec $(S) bash,$(COMPOSE) run --rm web python manage.py shell)
 
 test-compose: venv docker ## Build (offline in CI), start a throw-away stack, run the smoke suite incl. scaling and browser, tear down

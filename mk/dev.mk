@@ -4,7 +4,10 @@
 # The project's folder on the host, absolute (the bind mount's source): PROJECT_DIR from the command line
 # or the environment, else the PROJECT_ENV file's, else .env's, else app.
 DEV_PROJECT_DIR = $(abspath $(or $(PROJECT_DIR),$(shell sed -n 's/^PROJECT_DIR=//p' $(PROJECT_ENV) $(wildcard $(COMPOSE_ENV_FILE)) /dev/null | head -n1),app))
-COMPOSE_DEV = $(COMPOSE) -f compose/compose.dev.yaml
+# Its own pools file: development mode changes every pool (compose.dev.yaml's x-pool).
+COMPOSE_DEV_VARIANTS = $(COMPOSE_VARIANTS) compose/compose.dev.yaml
+COMPOSE_DEV_POOLS ?= build/$(COMPOSE_PROJECT)-dev-pools.yaml
+COMPOSE_DEV = $(call compose_cmd,$(COMPOSE_DEV_VARIANTS),$(COMPOSE_DEV_POOLS))
 
 .PHONY: dev dev-start test-dev
 
@@ -13,7 +16,8 @@ dev: docker compose-env images ## Development mode: the stack with PROJECT_DIR m
 	@DEV_PROJECT_DIR=$(DEV_PROJECT_DIR) compose/scripts/print-urls.sh $(COMPOSE_ENV_FILE) "$(COMPOSE_DEV)"
 
 # `make dev` without the image build (the images must exist): what `make test-dev` starts.
-dev-start:
+dev-start: venv
+	@$(call gen_pools,$(COMPOSE_DEV_VARIANTS),$(COMPOSE_DEV_POOLS))
 	@echo "==> development mode: $(DEV_PROJECT_DIR) mounted at /app"
 	@DEV_PROJECT_DIR=$(DEV_PROJECT_DIR) $(COMPOSE_DEV) up -d --wait --wait-timeout 300 --remove-orphans
 

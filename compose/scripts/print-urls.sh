@@ -27,4 +27,4 @@ The stack is up and healthy.
   HTTP     http://$host:$(get PROXY_HTTP_PORT 8080)/ redirects to HTTPS
 TEXT
 [ -f "$ca" ] && echo "  TLS      signed by the stack's local CA: $ca (e.g. curl --cacert $ca $base/readyz)"
-echo "  Also     make ps | make logs | make scale-workers N=3 | make shell | make down"
+echo "  Also     make ps | make logs | make scale-workers POOL=default N=3 | make shell | make down"

@@ -44,12 +44,16 @@ fi
 mkdir -p build
 rm -f "$ENV_FILE" "$CA_FILE"
 compose/scripts/gen-env.sh "$ENV_FILE" >/dev/null
-COMPOSE=(docker compose -p "$PROJECT" -f compose/compose.yaml)
-[ "$BROKER" = rabbitmq ] && COMPOSE+=(-f compose/rabbitmq.yaml)
-[ "$STORAGE" = s3 ] && COMPOSE+=(-f compose/compose.s3.yaml)
-COMPOSE+=(--env-file "$ENV_FILE")
-[ -n "$PROJECT_ENV" ] && COMPOSE+=(--env-file "$PROJECT_ENV")
-COMPOSE+=(--env-file "$IMAGES_ENV")
+VARIANTS=()
+[ "$BROKER" = rabbitmq ] && VARIANTS+=(-f compose/rabbitmq.yaml)
+[ "$STORAGE" = s3 ] && VARIANTS+=(-f compose/compose.s3.yaml)
+ENV_FILES=(--env-file "$ENV_FILE")
+[ -n "$PROJECT_ENV" ] && ENV_FILES+=(--env-file "$PROJECT_ENV")
+# The worker pools the env files declare, as `make up` writes them (docs/compose.md#worker-pools).
+POOLS_FILE=build/$PROJECT-pools.yaml
+.venv/bin/python compose/scripts/gen-pools.py "${ENV_FILES[@]}" "${VARIANTS[@]}" -o "$POOLS_FILE"
+COMPOSE=(docker compose -p "$PROJECT" -f compose/compose.yaml "${VARIANTS[@]}" -f "$POOLS_FILE" "${ENV_FILES[@]}"
+  --env-file "$IMAGES_ENV")
 
 status=1
 finish() {
@@ -90,14 +94,17 @@ export SMOKE_BROKER=$BROKER
 export SMOKE_STORAGE=$STORAGE
 export SMOKE_COMPOSE="${COMPOSE[*]}"
 export SMOKE_ARTIFACTS=tests/smoke/artifacts/$BROKER
-# The pools the configuration runs and the queues they consume (what the generic tests expect).
+# The pools the configuration runs (services with CELERY_WORKER_QUEUES, not scaled to 0), the queues they
+# consume, and each pool's queues (what the generic tests expect), one line each.
 pools=$("${COMPOSE[@]}" config --format json | .venv/bin/python -c '
 import json, sys
 services = json.load(sys.stdin)["services"]
 pools = {n: s["environment"]["CELERY_WORKER_QUEUES"] for n, s in services.items()
-         if n.startswith("worker") and (s.get("deploy") or {}).get("replicas", 1) != 0}
-print(",".join(sorted(pools)), ",".join(sorted({q for qs in pools.values() for q in qs.split(",") if q})))')
-export SMOKE_POOLS=${pools% *} SMOKE_QUEUES=${pools#* }
+         if "CELERY_WORKER_QUEUES" in s.get("environment", {}) and (s.get("deploy") or {}).get("replicas", 1) != 0}
+print(",".join(sorted(pools)), ",".join(sorted({q for qs in pools.values() for q in qs.split(",") if q})),
+      json.dumps(pools), sep="\n")')
+{ read -r SMOKE_POOLS; read -r SMOKE_QUEUES; read -r SMOKE_POOL_QUEUES; } <<<"$pools"
+export SMOKE_POOLS SMOKE_QUEUES SMOKE_POOL_QUEUES
 markers=()
 [ -n "$PROJECT_ENV" ] && markers=(-m "not reference")
 

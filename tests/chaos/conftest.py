@@ -94,7 +94,7 @@ class Stack:
 
     def django(self, code: str, timeout: float = 120) -> str:
         """Run Python in a Django shell inside a worker container (tasks not exposed by the API)."""
-        return self.exec("worker", "python", "manage.py", "shell", "-c", code, timeout=timeout).strip()
+        return self.exec("worker-default", "python", "manage.py", "shell", "-c", code, timeout=timeout).strip()
 
     def logs(self, service: str) -> str:
         return self.compose("logs", "--no-color", service, timeout=120).stdout
@@ -181,7 +181,7 @@ def outcome(stack: Stack, accepted: list[str], timeout: float,
     return len(accepted) - len(lost), lost, states
 
 
-def redeliveries(stack: Stack, service: str = "worker") -> int:
+def redeliveries(stack: Stack, service: str = "worker-default") -> int:
     """Task runs that were redeliveries (deploykit.celery logs each): the documented duplicates."""
     return stack.logs(service).count("redelivered (")
 
@@ -218,7 +218,7 @@ def stack(tmp_path_factory):
     try:
         # Not `up --wait`: on a loaded machine one timed-out health check is final for --wait.
         stack.compose("up", "-d", timeout=420)
-        for service in ("web", "worker", "worker-io", "worker-images", "beat", "flower", "proxy"):
+        for service in ("web", "worker-default", "worker-io", "worker-images", "beat", "flower", "proxy"):
             stack.wait_healthy(service, timeout=300)
 
         def copy_ca():

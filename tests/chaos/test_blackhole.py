@@ -52,7 +52,7 @@ def test_blackholed_broker_post_is_503_within_deadline_no_task_lost_no_row_pendi
     resumed = time.monotonic()
 
     # Workers recover: consuming again (heartbeat), and every task accepted before the black hole runs.
-    stack.wait_healthy("worker", timeout=180)
+    stack.wait_healthy("worker-default", timeout=180)
     completed, lost, states = outcome(stack, accepted, timeout=180)
     fresh = stack.submit("add", [2, 3])
     assert fresh.status_code == 202, fresh.text[:500]

@@ -22,8 +22,8 @@ def kill_at_random(stack, kills: int, stop: threading.Event, log: list[str]) -> 
         if stop.wait(random.uniform(2, 6)):
             return
         try:
-            cid = random.choice(stack.containers("worker"))
-            main = stack.container_pid("worker", cid)
+            cid = random.choice(stack.containers("worker-default"))
+            main = stack.container_pid("worker-default", cid)
             children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
             victim, what = (main, "main") if random.random() < 0.5 or not children else (int(random.choice(children)), "child")
             os.kill(victim, signal.SIGKILL)
@@ -33,7 +33,7 @@ def kill_at_random(stack, kills: int, stop: threading.Event, log: list[str]) -> 
 
 
 def test_a_1000_task_burst_while_workers_are_killed_at_random_loses_nothing(stack):
-    stack.compose("up", "-d", "--no-recreate", "--no-deps", "--scale", "worker=2", "--wait", "worker", timeout=300)
+    stack.compose("up", "-d", "--no-recreate", "--no-deps", "--scale", "worker-default=2", "--wait", "worker-default", timeout=300)
     before = redeliveries(stack)
     stop, kills = threading.Event(), []
     killer = threading.Thread(target=kill_at_random, args=(stack, KILLS, stop, kills), daemon=True)
@@ -43,11 +43,11 @@ def test_a_1000_task_burst_while_workers_are_killed_at_random_loses_nothing(stac
         killer.join(120)
     finally:
         stop.set()
-    stack.wait_healthy("worker")
+    stack.wait_healthy("worker-default")
     completed, lost, states = outcome(stack, accepted, timeout=float(os.environ.get("CHAOS_REDELIVERY_WAIT", "240")))
     report("burst-with-random-kills", len(accepted), completed, len(lost), refused=sum(refused.values()),
            kills=",".join(kills), redelivered=redeliveries(stack) - before)
-    stack.compose("up", "-d", "--no-recreate", "--no-deps", "--scale", "worker=1", "--wait", "worker", timeout=300)
+    stack.compose("up", "-d", "--no-recreate", "--no-deps", "--scale", "worker-default=1", "--wait", "worker-default", timeout=300)
     assert not tracebacks, tracebacks[0]
     assert not refused, refused  # the API and the broker stayed up: nothing may be refused
     assert not lost, f"{len(lost)} lost, e.g. {[states[i] for i in lost[:5]]}"
@@ -61,10 +61,10 @@ def test_rolling_force_recreate_of_workers_and_web_under_load_loses_nothing(stac
     with Load(stack, mix=mix, threads=3, pause=0.05) as load:
         time.sleep(5)  # let long tasks start before the replacement
         started = time.monotonic()
-        stack.compose("up", "-d", "--force-recreate", "--no-deps", "worker", "web", timeout=600)
+        stack.compose("up", "-d", "--force-recreate", "--no-deps", "worker-default", "web", timeout=600)
         # Not `up --wait`: under this load a health check can time out once, which --wait takes as final.
         wait_for(lambda: stack.get("/readyz").status_code == 200, 180, "the new web behind the proxy", interval=0.5)
-        stack.wait_healthy("worker")
+        stack.wait_healthy("worker-default")
         took = time.monotonic() - started
         time.sleep(5)  # traffic after the replacement too
     # The backlog holds up to a few hundred tasks of 2-8 s for one worker of two processes: at a quiet

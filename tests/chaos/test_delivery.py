@@ -35,14 +35,14 @@ def test_counting_sees_a_task_id_that_ran_twice(stack):
 def test_warm_shutdown_of_a_worker_running_long_tasks_runs_each_once(stack):
     """No crash: `docker stop` (SIGTERM: warm shutdown, as a deploy, scale-in or recreate does) of a worker
     whose tasks outlast three recovery rounds, while another worker runs the rounds."""
-    stack.compose("up", "-d", "--no-recreate", "--scale", "worker=2", "worker", timeout=300)
+    stack.compose("up", "-d", "--no-recreate", "--scale", "worker-default=2", "worker-default", timeout=300)
     try:
-        stack.wait_healthy("worker")
+        stack.wait_healthy("worker-default")
         sent = send_side_effects(stack, 2, seconds=3 * RECOVERY_INTERVAL + 10)
         started = wait_for(lambda: (seen := runs(stack)) and all(i in seen for i in sent) and seen, 90,
                            "both long tasks to start", interval=0.5)
         host = started[sent[0]][2][0]
-        (victim,) = [cid for cid in stack.containers("worker") if cid.startswith(host)]
+        (victim,) = [cid for cid in stack.containers("worker-default") if cid.startswith(host)]
         stopping = time.time()
         run("docker", "stop", "-t", "150", victim, timeout=200)  # returns once the worker has exited
         exit_code = stack.inspect(victim)["State"]["ExitCode"]
@@ -56,8 +56,8 @@ def test_warm_shutdown_of_a_worker_running_long_tasks_runs_each_once(stack):
         assert rounds_during, "no recovery round ran while the worker drained"
         assert counts["lost"] == 0 and counts["duplicated"] == 0, counts
     finally:
-        stack.compose("up", "-d", "--scale", "worker=1", "worker", timeout=300)
-        stack.wait_healthy("worker")
+        stack.compose("up", "-d", "--scale", "worker-default=1", "worker-default", timeout=300)
+        stack.wait_healthy("worker-default")
 
 
 def test_a_rate_limited_burst_and_countdown_tasks_run_once(stack):
@@ -75,7 +75,7 @@ def test_kill_9_of_pool_children_loses_nothing_and_duplicates_only_what_ran(stac
     requeue what they ran."""
     sent = send_side_effects(stack, 4, seconds=6)
     wait_for(lambda: any(i in runs(stack) for i in sent), 60, "a task to start", interval=0.5)
-    main = stack.container_pid("worker")
+    main = stack.container_pid("worker-default")
     children = open(f"/proc/{main}/task/{main}/children").read().split()
     assert children, "no pool children"
     for child in children:
@@ -92,9 +92,9 @@ def test_kill_9_of_the_worker_main_process_loses_nothing_and_duplicates_only_wha
     sent = send_side_effects(stack, 4, seconds=20)
     wait_for(lambda: any(i in runs(stack) for i in sent), 60, "a task to start", interval=0.5)
     killed_at = time.monotonic()
-    os.kill(stack.container_pid("worker"), signal.SIGKILL)
+    os.kill(stack.container_pid("worker-default"), signal.SIGKILL)
     in_flight = sum(1 for started, finished, _ in (runs(stack).get(i, (0, 0, [])) for i in sent) if started > finished)
     counts = count_runs(stack, sent, timeout=240)
     report_runs("kill-9-worker-main", counts, in_flight=in_flight, seconds_to_complete=round(time.monotonic() - killed_at))
-    stack.wait_healthy("worker")
+    stack.wait_healthy("worker-default")
     assert counts["lost"] == 0 and counts["duplicated"] <= in_flight, counts

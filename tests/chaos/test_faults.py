@@ -99,7 +99,7 @@ def test_broker_stopped_readiness_stays_up_and_status_and_api_answer_fast_and_cl
     finally:
         stack.compose("start", BROKER, timeout=120)
     stack.wait_healthy(BROKER)
-    stack.wait_healthy("worker")
+    stack.wait_healthy("worker-default")
     fresh = stack.submit("add", [2, 3])
     assert fresh.status_code == 202, f"{fresh.status_code} {fresh.text[:500]}"
     assert stack.wait_all([fresh.json()["id"]], timeout=120)[fresh.json()["id"]] == "SUCCESS"

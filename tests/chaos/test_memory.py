@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import MIXED, Load, image_status, outcome, report, upload
 
 SECONDS = float(os.environ.get("CHAOS_LOAD_SECONDS", "120"))
-WORKERS = ("worker", "worker-io", "worker-images")
+WORKERS = ("worker-default", "worker-io", "worker-images")
 
 
 def rss_mib(pid: int) -> float:

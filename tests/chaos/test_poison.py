@@ -23,7 +23,7 @@ def test_decompression_bomb_fails_with_a_reason_and_the_images_worker_keeps_serv
 
 
 def test_a_task_that_kills_its_worker_process_ends_failed_after_bounded_redeliveries(stack):
-    before = stack.restarts("worker")
+    before = stack.restarts("worker-default")
     task_id = stack.django("from jobs.tasks import crash; print(crash.delay().id)").splitlines()[-1]
     started = time.monotonic()
 
@@ -34,7 +34,7 @@ def test_a_task_that_kills_its_worker_process_ends_failed_after_bounded_redelive
 
     state = wait_for(final_state, 300, "the crash task to end", interval=3)
     assert state.startswith("FAILURE") and "RedeliveryLimitExceeded" in state, state
-    assert stack.restarts("worker") == before  # only pool processes died, never the container
+    assert stack.restarts("worker-default") == before  # only pool processes died, never the container
     fresh = stack.submit("add", [2, 2]).json()["id"]
     assert stack.wait_all([fresh], timeout=120)[fresh] == "SUCCESS"
     print(f"\nCHAOS poison-task: {state[:120]} after {time.monotonic() - started:.0f} s; worker restarts {before}")

@@ -27,7 +27,7 @@ def test_task_queues_are_quorum_queues_and_workers_use_per_consumer_qos(stack):
     # compose/rabbitmq.yaml caps the quorum queues' in-memory write-ahead log (512 MiB by default) at 64 MiB.
     wal = stack.exec("rabbitmq", "rabbitmqctl", "-q", "eval", "application:get_env(ra, wal_max_size_bytes).").strip()
     assert wal == "{ok,67108864}", wal
-    for service in ("worker", "worker-io", "worker-images"):
+    for service in ("worker-default", "worker-io", "worker-images"):
         assert "Global QoS is disabled" in stack.logs(service), service  # Celery saw the quorum queues
 
 

@@ -59,7 +59,7 @@ def use_fsync(stack, policy: str) -> None:
     stack.env["REDIS_APPENDFSYNC"] = policy
     stack.compose("up", "-d", "redis", timeout=180)  # recreated when the policy changed; the AOF volume stays
     stack.wait_healthy("redis")
-    stack.wait_healthy("worker")
+    stack.wait_healthy("worker-default")
 
 
 def kill_redis_during_a_stream(stack, policy: str) -> dict:

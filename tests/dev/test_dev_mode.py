@@ -35,9 +35,10 @@ PROJECT_ENV = WORK / "compose.env"
 ENV_FILE = ROOT / "build" / f"{PROJECT}.env"
 IMAGES_ENV = ROOT / "build" / f"{PROJECT}-images.env"
 CA_FILE = ROOT / "build" / f"{PROJECT}-ca.crt"
+POOLS_FILE = WORK / "pools.yaml"  # `make dev-start` writes the bookshop's pools here, with compose.dev.yaml's x-pool
 BASE = f"https://localhost:{HTTPS_PORT}"
-# The services that run under the reloader in the bookshop's configuration (its third pool has no replicas).
-RELOADING = ("worker", "worker-io", "beat")
+# The services that run under the reloader in the bookshop's configuration: its two pools (WORKER_POOLS) and beat.
+RELOADING = ("worker-main", "worker-emails", "beat")
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -72,9 +73,10 @@ def stack(request):
     run(["compose/scripts/gen-env.sh", str(ENV_FILE)], stdout=subprocess.DEVNULL)
 
     make = ["make", "dev-start", f"COMPOSE_PROJECT={PROJECT}", f"COMPOSE_ENV_FILE={ENV_FILE}",
-            f"PROJECT_ENV={PROJECT_ENV.relative_to(ROOT)}", f"COMPOSE_IMAGES_ENV={IMAGES_ENV}"]
+            f"PROJECT_ENV={PROJECT_ENV.relative_to(ROOT)}", f"COMPOSE_IMAGES_ENV={IMAGES_ENV}",
+            f"COMPOSE_DEV_POOLS={POOLS_FILE}"]
     compose = ["docker", "compose", "-p", PROJECT, "-f", "compose/compose.yaml", "-f", "compose/compose.dev.yaml",
-               "--env-file", str(ENV_FILE), "--env-file", str(PROJECT_ENV), "--env-file", str(IMAGES_ENV)]
+               "-f", str(POOLS_FILE), "--env-file", str(ENV_FILE), "--env-file", str(PROJECT_ENV), "--env-file", str(IMAGES_ENV)]
     compose_env = {**env, "DEV_PROJECT_DIR": str(COPY)}
     subprocess.run([*compose, "down", "-v", "--remove-orphans", "--timeout", "5"], cwd=ROOT, env=compose_env,
                    capture_output=True)  # leftovers of an interrupted run

@@ -3,6 +3,7 @@ a throw-away env file from compose/scripts/gen-env.sh (fresh random secrets), an
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -14,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "app"))
 from app_services import AppProcess, Redis, app_env, free_port, port_open, wait_for  # noqa: E402,F401
 COMPOSE_FILES = {"redis": ["compose/compose.yaml"], "rabbitmq": ["compose/compose.yaml", "compose/rabbitmq.yaml"]}
-# Services that run the app image (web, Celery, beat, Flower, migrations).
-APP_SERVICES = ("web", "worker", "worker-io", "worker-images", "beat", "flower", "migrate")
+# Services that run the app image (web, the reference's Celery pools of .env.example, beat, Flower, migrations).
+APP_SERVICES = ("web", "worker-default", "worker-io", "worker-images", "beat", "flower", "migrate")
 # Environment variable names whose values are secrets (docs/configuration.md, .env.example).
 SECRET_NAMES = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "FLOWER_PASSWORD",
                 "DJANGO_SUPERUSER_PASSWORD", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID",
@@ -47,10 +48,21 @@ def images_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
 
 
+@functools.cache
+def pools_file(env_file: Path, broker: str, project: str) -> str:
+    """The worker pools env_file declares, with the broker variant's changes (as `make up` writes them)."""
+    out = f"build/{project}-{broker}-pools.yaml"
+    variants = [a for f in COMPOSE_FILES[broker][1:] for a in ("-f", f)]
+    result = run(sys.executable, "compose/scripts/gen-pools.py", "--env-file", str(env_file), *variants, "-o", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def compose_cmd(env_file: Path, broker: str = "redis", project: str = "sec-policy") -> list[str]:
     cmd = ["docker", "compose", "-p", project]
     for f in COMPOSE_FILES[broker]:
         cmd += ["-f", f]
+    cmd += ["-f", pools_file(env_file, broker, project)]
     cmd += ["--env-file", str(env_file)]
     images = REPO / "build" / "compose-images.env"
     if images.exists():

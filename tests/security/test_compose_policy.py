@@ -15,7 +15,7 @@ BROKERS = sorted(COMPOSE_FILES)
 # Containers whose root filesystem must be read-only (writable: tmpfs /tmp and named data volumes only).
 READ_ONLY = (*APP_SERVICES, "proxy")
 # Where each read-only service may write (its volumes' targets).
-WRITABLE_MOUNTS = {"web": {"/var/lib/app/media"}, "worker": {"/var/lib/app/media"}, "worker-io": {"/var/lib/app/media"},
+WRITABLE_MOUNTS = {"web": {"/var/lib/app/media"}, "worker-default": {"/var/lib/app/media"}, "worker-io": {"/var/lib/app/media"},
                    "worker-images": {"/var/lib/app/media"}, "migrate": {"/var/lib/app/media"},
                    "beat": set(), "flower": set(), "proxy": {"/data", "/config"}}
 

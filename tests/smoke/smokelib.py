@@ -72,8 +72,19 @@ def exec_command() -> list[str]:
     return []
 
 
-def queues_in_name(worker: str) -> set[str]:
-    return set(worker.split("@", 1)[0].split("-"))
+def queues_in_name(worker: str, known: frozenset[str] = QUEUES) -> set[str]:
+    """The queues in a worker's name: its queue list joined by `-`, and a queue name may hold `-` itself
+    (`checkout-express`), so the name is split into known queues where it can be; else at every `-`."""
+    def split(rest: str) -> list[str] | None:
+        if rest in known:
+            return [rest]
+        for queue in sorted(known, key=len, reverse=True):
+            if rest.startswith(queue + "-") and (tail := split(rest[len(queue) + 1:])) is not None:
+                return [queue, *tail]
+        return None
+
+    prefix = worker.split("@", 1)[0]
+    return set(split(prefix) or prefix.split("-"))
 
 
 def served_queues(workers) -> set[str]:

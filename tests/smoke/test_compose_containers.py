@@ -25,8 +25,8 @@ EXPECTED_PROCESS = {
 # Ports each service must listen on inside the Compose network.
 EXPECTED_PORTS = {"proxy": {8080, 8443}, "web": {8000}, "flower": {5555}, "postgres": {5432}, "redis": {6379},
                   "rabbitmq": {5672}, "s3": {9000}}
-# The worker pools the stack runs (SMOKE_POOLS: the services whose replicas are not 0; default: all three).
-POOLS = set(os.environ.get("SMOKE_POOLS", "worker,worker-io,worker-images").split(","))
+# The worker pools the stack runs (SMOKE_POOLS: the services whose replicas are not 0; default: the reference's).
+POOLS = set(os.environ.get("SMOKE_POOLS", "worker-default,worker-io,worker-images").split(","))
 APP_SERVICES = {"web", "beat", "flower"} | POOLS
 # S3 mode (compose.s3.yaml): no shared volume at all -- every file goes through the object store.
 S3_MODE = os.environ.get("SMOKE_STORAGE") == "s3"
@@ -139,7 +139,7 @@ def test_no_secret_in_the_environment_of_services_that_do_not_need_it(containers
         "FLOWER_PASSWORD": {"flower"},
         "DJANGO_SUPERUSER_PASSWORD": {"migrate"},
         # Only the processes that touch files (and the store itself); not beat, not Flower.
-        "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": {"web", "worker", "worker-io", "worker-images", "migrate", "s3-bucket", "s3"},
+        "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": {"web", "migrate", "s3-bucket", "s3"} | POOLS,
     }
     for name, c in containers.items():
         svc = service(c)
@@ -164,7 +164,7 @@ def test_app_containers_are_hardened_and_share_the_media_volume(containers):
             media.add(mounts[0]["Name"])
         elif S3_MODE:
             assert not mounts, f"{name} mounts a media volume in S3 mode"
-        if svc.startswith("worker"):
+        if svc in POOLS:
             assert c["Config"].get("StopTimeout", 0) >= 300, f"{name}: grace period too short for a warm shutdown"
     assert len(media) == (0 if S3_MODE else 1), f"web and workers must share one media volume, got {media}"
 

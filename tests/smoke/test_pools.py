@@ -9,6 +9,7 @@ fails here, whatever the project's own tasks are.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -37,3 +38,14 @@ def test_each_answer_comes_from_a_worker_of_that_queue(probed):
     # Worker names start with the queues they consume (deploykit-worker's default CELERY_WORKER_NAME).
     for queue, line in probed.items():
         assert queue in queues_in_name(line["worker"]), (queue, line)
+
+
+def test_every_declared_pool_does_a_round_trip(probed):
+    # SMOKE_POOL_QUEUES (Compose: {service: its CELERY_WORKER_QUEUES}): each pool answered at least one probe,
+    # from a worker named after exactly its queue list (deploykit-worker's default CELERY_WORKER_NAME).
+    pools = json.loads(os.environ.get("SMOKE_POOL_QUEUES") or "{}")
+    if not pools:
+        pytest.skip("SMOKE_POOL_QUEUES not set (the target does not say which queues each pool consumes)")
+    answered = {line["worker"].split("@", 1)[0] for line in probed.values() if line.get("ok")}
+    silent = {pool: queues for pool, queues in pools.items() if queues.replace(",", "-") not in answered}
+    assert not silent, f"pools without a round trip: {silent}; answers from {sorted(answered)}"

@@ -1,4 +1,4 @@
-"""Compose-only: `--scale worker=3` gives three registered default workers that share a burst of tasks;
+"""Compose-only: `--scale worker-default=3` gives three registered default workers that share a burst of tasks;
 then stopping them is a warm shutdown -- SIGTERM reaches each Celery main process through tini, the
 running task finishes (no redelivery, no SIGKILL after the grace period) and the workers exit 0."""
 
@@ -26,7 +26,7 @@ def compose(compose_cmd, *args) -> str:
 
 def scale_workers(compose_cmd, n: int, wait: bool = True) -> None:
     waiting = ["--wait", "--wait-timeout", "180"] if wait else []
-    compose(compose_cmd, "up", "-d", *waiting, "--no-recreate", "--scale", f"worker={n}", "worker")
+    compose(compose_cmd, "up", "-d", *waiting, "--no-recreate", "--scale", f"worker-default={n}", "worker-default")
 
 
 def default_workers(workers: dict) -> dict:
@@ -69,7 +69,7 @@ def test_three_default_workers_register_and_share_a_burst(three_workers, http, t
 
 
 def test_stopping_the_workers_lets_the_running_task_finish(three_workers, compose_cmd, http, target):
-    containers = compose(compose_cmd, "ps", "-q", "worker").split()
+    containers = compose(compose_cmd, "ps", "-q", "worker-default").split()
     url = start_task(http, target, "sleep", [TASK_SECONDS])
     poll(lambda: http.get(url, timeout=10).json(), lambda b: b["state"] == "STARTED", 60, interval=0.2,
          what="the sleep task to start")
