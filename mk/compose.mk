@@ -30,7 +30,10 @@ POOL ?= default
 
 .PHONY: images up rollout-web down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
 
-images: docker ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry; PROJECT_ENV=FILE for a project of its own)
+# An example of this repository (examples/<name>/deploy/compose.env) gets its uv.lock made first (rule below).
+EXAMPLE_LOCK = $(if $(filter examples/%/deploy/compose.env,$(PROJECT_ENV)),$(patsubst %/deploy/compose.env,%/uv.lock,$(PROJECT_ENV)))
+
+images: docker $(EXAMPLE_LOCK) ## Build the stack's images (BUILD_MODE=online|offline|auto; auto = offline without a registry; PROJECT_ENV=FILE for a project of its own)
 	@$(if $(PROJECT_ENV),set -a && . ./$(PROJECT_ENV) && set +a &&) compose/scripts/build-images.sh
 
 compose-env:
@@ -77,9 +80,9 @@ test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ 
 test-compose-s3: venv docker ## The same smoke suite in S3 mode (compose.s3.yaml: versitygw, no shared volume)
 	@compose/scripts/test-stack.sh redis s3
 
-# The example's uv.lock is not kept in the repository (it names the package index's host): made here.
-examples/bookshop/uv.lock: examples/bookshop/pyproject.toml | venv
-	cd examples/bookshop && UV_NATIVE_TLS=1 UV_PYTHON_DOWNLOADS=never ../../$(VENV)/bin/uv lock --quiet
+# An example's uv.lock is not kept in the repository (it names the package index's host): made here.
+examples/%/uv.lock: examples/%/pyproject.toml | venv
+	cd examples/$* && UV_NATIVE_TLS=1 UV_PYTHON_DOWNLOADS=never ../../$(VENV)/bin/uv lock --quiet
 
 test-compose-project: venv docker examples/bookshop/uv.lock ## A second project (examples/bookshop) deployed from its configuration file alone; the generic smoke suite against it
 	@PROJECT_ENV=examples/bookshop/deploy/compose.env compose/scripts/test-stack.sh redis
