@@ -3,7 +3,8 @@
 #   make deploy-check ENV=staging      the same in check mode with diffs (changes nothing)
 #   make rollback ENV=staging          back to the previous release (refused when migrations moved on)
 # Vault: export ANSIBLE_VAULT_PASSWORD_FILE (never committed) for inventories with encrypted secrets.
-ENV ?= staging
+# No default: a deploy names its environment (an unnamed one must not land on staging, or anywhere).
+ENV ?=
 PLAYBOOK ?= site.yml
 ANSIBLE_ARGS ?=
 ANSIBLE_INVENTORY_DIR = ansible/inventories/$(ENV)
@@ -12,18 +13,19 @@ ANSIBLE_RUN = cd ansible && ANSIBLE_CONFIG=ansible.cfg ../$(VENV)/bin/ansible-pl
 .PHONY: deploy deploy-check rollback ansible-inventory-check ansible-lint test-ansible test-ansible-unit fleet-up fleet-down
 
 ansible-inventory-check:
+	@test -n "$(ENV)" || { echo "usage: make $(or $(filter deploy deploy-check rollback,$(MAKECMDGOALS)),deploy) ENV=<$$(ls ansible/inventories | grep -vx test | paste -sd'|')>" >&2; exit 2; }
 	@test -f $(ANSIBLE_INVENTORY_DIR)/hosts.yml || { echo "ERROR: no inventory $(ANSIBLE_INVENTORY_DIR)/hosts.yml (ENV=$(ENV))" >&2; exit 1; }
 
-deploy: venv ansible-inventory-check ## Deploy/upgrade the stack on an inventory: make deploy ENV=staging [PLAYBOOK=deploy.yml]
+deploy: ansible-inventory-check venv ## Deploy/upgrade the stack on an inventory: make deploy ENV=staging [PLAYBOOK=deploy.yml]
 	@compose/images/app/build-wheelhouse.sh
 	@if grep -qE '^ *storage:' $(ANSIBLE_INVENTORY_DIR)/hosts.yml; then compose/images/s3/build.sh binary; fi
 	$(ANSIBLE_RUN) $(ANSIBLE_ARGS) $(PLAYBOOK)
 
-deploy-check: venv ansible-inventory-check ## Dry run of a deploy with diffs: make deploy-check ENV=staging
+deploy-check: ansible-inventory-check venv ## Dry run of a deploy with diffs: make deploy-check ENV=staging
 	@compose/images/app/build-wheelhouse.sh
 	$(ANSIBLE_RUN) --check --diff $(ANSIBLE_ARGS) $(PLAYBOOK)
 
-rollback: venv ansible-inventory-check ## Roll back to the previous release: make rollback ENV=staging [ANSIBLE_ARGS='-e app_version=r...']
+rollback: ansible-inventory-check venv ## Roll back to the previous release: make rollback ENV=staging [ANSIBLE_ARGS='-e app_version=r...']
 	$(ANSIBLE_RUN) $(ANSIBLE_ARGS) rollback.yml
 
 ansible-lint: venv ## Lint the playbooks and roles (production profile, see ansible/.ansible-lint)

@@ -4,7 +4,7 @@ ENV ?=
 NAMESPACE ?= django-celery
 RELEASE ?= django-celery
 
-.PHONY: k8s-tools chart-lint chart-test k8s-render k8s-check deploy-helm smoke-k8s
+.PHONY: k8s-tools chart-lint chart-test k8s-render k8s-check helm-env-check deploy-helm smoke-k8s
 
 k8s-tools: ## Build the pinned helm (and kustomize when kubectl is missing) into .tools/bin
 	@scripts/setup/ensure-k8s-tools.sh all
@@ -26,8 +26,11 @@ k8s-check: venv k8s-tools ## Fail when k8s/base or k8s/examples drifted from the
 	@k8s/render-base.sh check
 	$(PY) -m pytest -q -p no:cacheprovider tests/chart/test_k8s_manifests.py
 
-deploy-helm: k8s-tools ## helm upgrade --install with helm/environments/$(ENV).yaml (ENV=staging|production; needs a kubeconfig)
+helm-env-check:
 	@test -n "$(ENV)" -a -f helm/environments/$(ENV).yaml || { echo "usage: make deploy-helm ENV=<$$(ls helm/environments | sed 's/\.yaml//' | paste -sd'|')>" >&2; exit 2; }
+
+# The environment is checked first, before any tool is fetched.
+deploy-helm: helm-env-check k8s-tools ## helm upgrade --install with helm/environments/$(ENV).yaml (ENV=staging|production; needs a kubeconfig)
 	helm upgrade --install $(RELEASE) $(CHART_DIR) --namespace $(NAMESPACE)-$(ENV) --create-namespace \
 		--values helm/environments/$(ENV).yaml --wait --timeout 15m
 

@@ -176,6 +176,9 @@ RB=$(current_release fleet-web1)
 pid=$(docker exec fleet-worker1 systemctl show -p MainPID --value app-worker@main-1)
 docker exec fleet-worker1 cat "/proc/$pid/environ" | tr '\0' '\n' | grep -qx "BOOKSHOP_FLEET_MARK=shop-42" \
     || { echo "FAIL: the bookshop's worker (pid $pid) lacks its own variable BOOKSHOP_FLEET_MARK" >&2; exit 1; }
+# Its main pool autoscales (autoscale: "4,1" in its file).
+docker exec fleet-worker1 cat "/proc/$pid/cmdline" | tr '\0' ' ' | grep -q -- "--autoscale 4,1" \
+    || { echo "FAIL: the bookshop's main pool does not run with --autoscale 4,1" >&2; exit 1; }
 for h in fleet-web1 fleet-worker1 fleet-worker2; do
     [ "$(current_release $h)" = "$RB" ] || { echo "FAIL: $h serves $(current_release $h), not the bookshop's $RB" >&2; exit 1; }
 done

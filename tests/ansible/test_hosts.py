@@ -81,6 +81,14 @@ def test_workers_run_and_listen_nowhere(name):
     assert not h.service("app-beat").is_running
 
 
+@hosts_of("workers")
+def test_worker_units_carry_their_pools_resource_limits(name):
+    # The test inventory's pool: memory_max 768M, cpu_quota 100% (one CPU second per second).
+    props = dict(line.split("=", 1) for line in host(name).check_output(
+        "systemctl show app-worker@default-1 -p MemoryMax -p CPUQuotaPerSecUSec").splitlines())
+    assert props == {"MemoryMax": str(768 * 1024 * 1024), "CPUQuotaPerSecUSec": "1s"}, props
+
+
 @pytest.mark.parametrize("name", group("web") + group("workers"))
 def test_app_processes_run_as_the_app_user_with_hardening(name):
     h = host(name)
