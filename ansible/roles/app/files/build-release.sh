@@ -30,6 +30,8 @@ project=$(cd "$project_dir" && pwd -P)
 [ -f "$project/manage.py" ] || refuse "app_project_dir $project_dir has no manage.py (the hosts run the project from it)"
 mkdir -p "$out" && out=$(cd "$out" && pwd -P)
 tar_opts=(--sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner)
+tmp="" stage=""
+trap 'rm -rf ${tmp:+"$tmp"} ${stage:+"$stage"}' EXIT
 
 # ---- the project's requirements and their wheelhouse ----
 if [ "$project" = "$src/app" ] && [ -z "$requirements" ]; then
@@ -59,7 +61,6 @@ dk_id=$(cd "$src" && sha256sum "${dk_files[@]}" | sha256sum | cut -c1-16)
 dk_dir=$out/deploykit-$dk_id
 if ! compgen -G "$dk_dir/wheels/deploykit-*.whl" >/dev/null; then
     tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
     # The start scripts (deploykit/bin, the wheel's scripts) stay executable.
     for f in "${dk_files[@]}"; do
         install -D -m "$([[ $f == deploykit/bin/* ]] && echo 0755 || echo 0644)" "$src/$f" "$tmp/$f"
@@ -72,7 +73,6 @@ fi
 # ---- the release: the project's code as app/, requirements.txt, wheels/ ----
 # What is not code (scripts/project/not-code.exclude) stays out, as it does from the image.
 stage=$out/stage-$$ && rm -rf "$stage" && mkdir -p "$stage/app"
-trap 'rm -rf "$stage" ${tmp:+"$tmp"}' EXIT
 tar -C "$project" -c --exclude-vcs --exclude-from="$blueprint/scripts/project/not-code.exclude" . | tar -C "$stage/app" -x
 cp "$lock" "$stage/requirements.txt"
 cp -r "$dk_dir/wheels" "$stage/wheels"
