@@ -162,5 +162,18 @@ class Stack:
             total += number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 1048576}.get(unit, 1)
         return round(total, 1)
 
+    def packets_sent(self, service: str) -> int:
+        """Packets the service's containers have sent (every interface but loopback), read from the host's
+        /proc so it works on a paused container: per task, about the broker and result-store round trips."""
+        total = 0
+        for cid in self.container_ids(service):
+            pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+            for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]:
+                name, fields = line.split(":", 1)
+                if name.strip() != "lo":
+                    total += int(fields.split()[9])  # the transmit side's packets
+        return total
+
     def logs(self, tail=80):
         self.compose("logs", "--no-color", f"--tail={tail}", check=False, capture=False)

@@ -41,11 +41,31 @@ def drain(stack: Stack, app: str, task: str, queue: str, consumer: str, count: i
     freeze(stack, consumer)
     try:
         sent = publish(stack, app, f"{task},{queue},0,{count}", key=key)
+        before = traffic(stack, consumer)
     finally:
         stack.compose("unpause", consumer)
     with during():
         figures = collect(stack, key, count)
-    return {**figures, "publish": sent}
+    return {**figures, "publish": sent, "per_task": per_task(before, traffic(stack, consumer), count)}
+
+
+def traffic(stack: Stack, consumer: str) -> dict:
+    """What the consumer has sent so far: packets from its containers, calls per command on a Redis broker
+    (every client of the broker counts, but while a drain runs only the consumers talk to it)."""
+    return {"packets": stack.packets_sent(consumer),
+            "commands": stack.exec_json("client", "python", "/bench/load.py", "broker-commands")}
+
+
+def per_task(before: dict, after: dict, count: int) -> dict:
+    """Packets sent (about the broker and result-store round trips: most requests are one packet and
+    the ACKs ride on the next request) and Redis commands per task, the busiest commands first."""
+    calls = {name: n - before["commands"].get(name, 0) for name, n in after["commands"].items()}
+    calls = {name: round(n / count, 2) for name, n in sorted(calls.items(), key=lambda kv: -kv[1]) if n}
+    # The broker-commands call itself (one INFO) is not the consumer's.
+    calls.pop("info", None)
+    return {"packets_sent": round((after["packets"] - before["packets"]) / count, 2),
+            "redis_commands": round(sum(calls.values()), 2) if after["commands"] else None,
+            "redis_commands_by_name": calls}
 
 
 def freeze(stack: Stack, service: str, attempts: int = 5) -> None:
@@ -115,11 +135,12 @@ def mixed(stack: Stack, p: dict) -> dict:
 
 
 def median_of(reps: list) -> dict:
-    """Element-wise median of a list of equally shaped nested dicts of numbers (and the raw runs)."""
+    """Element-wise median of a list of nested dicts of numbers (and the raw runs); a key missing from
+    some runs (a Redis command one drain did not use) is the median of the runs that have it."""
     def merge(values):
         first = values[0]
         if isinstance(first, dict):
-            return {k: merge([v[k] for v in values]) for k in first}
+            return {k: merge([v[k] for v in values if k in v]) for k in first}
         if isinstance(first, (int, float)):
             return round(statistics.median(values), 3)
         return first

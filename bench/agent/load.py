@@ -9,6 +9,8 @@
       wait for N task records in the sink, print JSON with throughput and latency percentiles
   load.py raw-publish --count N --key KEY     plain redis-py LPUSH of JSON messages, one by one
   load.py raw-consume --count N --key KEY     plain redis-py BRPOP loop (run in a worker-sized container)
+  load.py broker-commands                     calls per Redis command on the broker so far (INFO
+      commandstats; {} on RabbitMQ), to count what each task costs the broker
   load.py events --app shipped on|off         switch the workers' task events at run time (what Flower
       itself does with enable_events), to measure what they cost; prints how many workers answered
 
@@ -146,8 +148,17 @@ def raw_consume(args):
     print(json.dumps(summarise(records)))
 
 
+def broker_commands(args):
+    url = os.environ["CELERY_BROKER_URL"]
+    if not url.startswith("redis"):
+        print(json.dumps({}))
+        return
+    stats = redis.Redis.from_url(url).info("commandstats")
+    print(json.dumps({name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}))
+
+
 def events(args):
-    """Broadcast enable_events/disable_events: the workers' setting is left as shipped (on) and
+    """Broadcast enable_events/disable_events: the workers' setting is left as shipped (off) and
     switched only for the measurement, the way Flower switches it on at run time."""
     command = "enable_events" if args.state == "on" else "disable_events"
     replies = celery_app(args.app).control.broadcast(command, reply=True, timeout=5) or []
@@ -175,11 +186,12 @@ def main():
         p.add_argument("--key", required=True)
         p.add_argument("--count", type=int, required=True)
         p.add_argument("--timeout", type=float, default=120)
+    sub.add_parser("broker-commands")
     p = sub.add_parser("events")
     p.add_argument("--app", choices=["shipped", "baseline"], required=True)
     p.add_argument("state", choices=["on", "off"])
     args = parser.parse_args()
-    {"events": events, "publish": publish, "run": run, "collect": collect, "raw-publish": raw_publish, "raw-consume": raw_consume}[args.command](args)
+    {"events": events, "broker-commands": broker_commands, "publish": publish, "run": run, "collect": collect, "raw-publish": raw_publish, "raw-consume": raw_consume}[args.command](args)
 
 
 if __name__ == "__main__":

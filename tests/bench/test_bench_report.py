@@ -70,3 +70,30 @@ def test_repetitions_are_reduced_to_their_element_wise_median():
             {"drain": {"tasks_per_s": 30.0, "p": {"p99": 1}}, "label": "b"},
             {"drain": {"tasks_per_s": 20.0, "p": {"p99": 9}}, "label": "c"}]
     assert median_of(reps) == {"drain": {"tasks_per_s": 20.0, "p": {"p99": 5}}, "label": "a"}
+
+
+def test_per_task_traffic_is_the_difference_of_two_snapshots_divided_by_the_tasks():
+    from tasks_bench import per_task
+
+    before = {"packets": 1000, "commands": {"lpush": 5, "brpop": 10, "info": 1}}
+    after = {"packets": 1600, "commands": {"lpush": 5, "brpop": 110, "evalsha": 200, "info": 2}}
+    figures = per_task(before, after, 100)
+    assert figures == {"packets_sent": 6.0, "redis_commands": 3.0,
+                       "redis_commands_by_name": {"evalsha": 2.0, "brpop": 1.0}}
+    # RabbitMQ: no Redis commands to count, packets still are.
+    assert per_task({"packets": 0, "commands": {}}, {"packets": 50, "commands": {}}, 10)["redis_commands"] is None
+
+
+def test_the_traffic_table_names_both_workers_and_says_when_not_measured(results):
+    run = copy.deepcopy(results)
+    for broker in ("redis", "rabbitmq"):
+        for who in ("shipped", "baseline"):
+            run.get(broker, {}).get(who, {}).get("drain", {}).pop("per_task", None)
+    assert report.traffic_table(run) == ["(not measured in this run)"]
+    run["redis"]["shipped"]["drain"]["per_task"] = {"packets_sent": 9.5, "redis_commands": 12.0,
+                                                    "redis_commands_by_name": {"evalsha": 4.0}}
+    run["redis"]["baseline"]["drain"]["per_task"] = {"packets_sent": 3.1, "redis_commands": 4.0,
+                                                     "redis_commands_by_name": {"brpop": 1.0}}
+    rows = report.traffic_table(run)
+    assert "| redis | shipped | 9.50 | 12.00 | evalsha 4.0 |" in rows
+    assert "| redis | baseline | 3.10 | 4.00 | brpop 1.0 |" in rows
