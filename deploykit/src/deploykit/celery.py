@@ -17,7 +17,7 @@ from pathlib import Path
 from celery import bootsteps, signals
 from celery.contrib.django.task import DjangoTask
 
-from .delivery import dbconn, lease, rabbitmq
+from .delivery import dbconn, lease, rabbitmq, results
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,8 @@ def install_task_class(app) -> None:
 
 def install(app) -> None:
     """deploykit's pieces on a Celery app (idempotent): the redelivery bound on every task, the heartbeat
-    and lease bootsteps, RabbitMQ queue checks, worker database connections, Django's LOGGING."""
+    and lease bootsteps, RabbitMQ queue checks, the Redis result backend, worker database connections,
+    Django's LOGGING."""
     if getattr(app, "_deploykit_installed", False):
         return
     install_task_class(app)
@@ -187,6 +188,7 @@ def install(app) -> None:
     app.steps["consumer"].add(HeartbeatStep)
     app.steps["consumer"].add(LeaseStep)
     rabbitmq.install(app)  # RabbitMQ: a worker facing queues of another type says how to migrate
+    results.install(app)  # Redis results: a task state in one round trip
     dbconn.install(app)
     signals.setup_logging.connect(_configure_logging, weak=False)
 
