@@ -73,8 +73,8 @@ def noop_early_ack(key: str, sent: float) -> None:
     _record(key, sent, time.time())
 
 
-@shared_task(name="bench.noop_untracked", track_started=False)
-def noop_untracked(key: str, sent: float) -> None:
+@shared_task(name="bench.noop_tracked", track_started=True)
+def noop_tracked(key: str, sent: float) -> None:
     _record(key, sent, time.time())
 
 

@@ -227,7 +227,8 @@ def test_settings_defaults_in_this_process(settings):
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] == 3600
     assert settings.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS["visibility_timeout"] == 3600
     assert settings.CELERY_RESULT_BACKEND == os.environ["CELERY_BROKER_URL"]
-    assert settings.CELERY_WORKER_SEND_TASK_EVENTS and settings.CELERY_TASK_SEND_SENT_EVENT
+    # Celery's defaults: Flower switches worker events on while it runs.
+    assert not settings.CELERY_WORKER_SEND_TASK_EVENTS and not settings.CELERY_TASK_SEND_SENT_EVENT
     assert set(settings.CELERY_TASK_QUEUES) == {"default", "io", "images"}
     assert settings.TASK_RETRY_BACKOFF_MAX == __import__("jobs.tasks").tasks.RETRY_BACKOFF_MAX
 

@@ -214,10 +214,15 @@ def _celery(env: Env, ns: dict) -> None:
     ns["CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS"] = True
     ns["CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP"] = True
     ns["DEPLOYKIT_MAX_REDELIVERIES"] = env.value("DEPLOYKIT_MAX_REDELIVERIES")
-    ns.setdefault("CELERY_TASK_TRACK_STARTED", True)
+    # A STARTED state costs each task a result-store write before it runs: tasks whose state someone reads
+    # mid-run opt in (`@shared_task(track_started=True)`, as the reference project's API tasks do).
+    ns.setdefault("CELERY_TASK_TRACK_STARTED", False)
     ns.setdefault("CELERY_RESULT_EXTENDED", True)
-    ns.setdefault("CELERY_WORKER_SEND_TASK_EVENTS", True)
-    ns.setdefault("CELERY_TASK_SEND_SENT_EVENT", True)
+    # Task events only while something reads them (Celery's defaults): Flower switches the workers' events
+    # on by itself while it runs (its enable_events, every few seconds). Always on, they cost a worker three
+    # round trips per task with nobody listening (docs/benchmarks/README.md).
+    ns.setdefault("CELERY_WORKER_SEND_TASK_EVENTS", False)
+    ns.setdefault("CELERY_TASK_SEND_SENT_EVENT", False)
     ns["CELERY_WORKER_HIJACK_ROOT_LOGGER"] = False  # LOGGING is deploykit's (_logging)
     for name in ("CELERY_TASK_SOFT_TIME_LIMIT", "CELERY_TASK_TIME_LIMIT", "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
                  "CELERY_WORKER_PREFETCH_MULTIPLIER", "CELERY_WORKER_MAX_TASKS_PER_CHILD",
