@@ -116,7 +116,11 @@ class Stack:
         self.scratch, self.env = scratch, env
         self.env_file = scratch / f"build/{PROJECT}.env"
         run("compose/scripts/gen-env.sh", str(self.env_file), cwd=scratch, env=env)
-        self.compose = ["docker", "compose", "-p", PROJECT, "-f", "compose/compose.yaml",
+        # The worker pools of the env file, as `make up` writes them (docs/compose.md#worker-pools).
+        pools = scratch / f"build/{PROJECT}-pools.yaml"
+        run(sys.executable, "compose/scripts/gen-pools.py", "--env-file", str(self.env_file), "-o", str(pools),
+            cwd=scratch, env=env)
+        self.compose = ["docker", "compose", "-p", PROJECT, "-f", "compose/compose.yaml", "-f", str(pools),
                         "--env-file", str(self.env_file), "--env-file", "build/compose-images.env"]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
