@@ -37,7 +37,7 @@ images: docker $(EXAMPLE_LOCK) ## Build the stack's images (BUILD_MODE=online|of
 	@$(if $(PROJECT_ENV),set -a && . ./$(PROJECT_ENV) && set +a &&) compose/scripts/build-images.sh
 
 compose-env:
-	@compose/scripts/gen-env.sh $(COMPOSE_ENV_FILE)
+	@compose/scripts/gen-env.sh $(COMPOSE_ENV_FILE) $(COMPOSE_PROJECT)
 
 # Every command on the stack regenerates the pools file first: it follows the env files' declarations.
 compose-pools: venv
@@ -49,7 +49,7 @@ pools-check: venv ## The pools generator's tests, and compose/compose.pools.yaml
 
 up: docker compose-env images compose-pools ## Start the stack, or redeploy it (web rolled without a failed request); BROKER=rabbitmq for RabbitMQ
 	@compose/scripts/rollout-web.sh $(COMPOSE)
-	@$(COMPOSE) up -d --wait --wait-timeout 300 --remove-orphans
+	@$(COMPOSE) up -d --wait --wait-timeout 300 --remove-orphans || { compose/scripts/show-failed.sh $(COMPOSE); exit 1; }
 	@compose/scripts/print-urls.sh $(COMPOSE_ENV_FILE) "$(COMPOSE)"
 
 rollout-web: docker compose-pools ## Replace the running web container(s) without a failed request: new beside old, then the old drains

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Make sure the Compose env file exists and holds real secrets.
-#   missing       -> copy .env.example, fill every empty secret with a fresh random value, say so
+#   missing       -> copy .env.example, fill every empty secret with a fresh random value, say so;
+#                    refused when PROJECT (the Compose project) already has data volumes: their
+#                    passwords are the old env file's, and new ones would not open them
 #   present       -> refuse a missing, empty or placeholder secret, naming the variable
-# Usage: compose/scripts/gen-env.sh [ENV_FILE]   (default .env; the test stack uses its own file)
+# Usage: compose/scripts/gen-env.sh [ENV_FILE [PROJECT]]   (default .env; the test stack uses its own file)
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 ENV_FILE=${1:-.env}
+PROJECT=${2:-}
 SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD"
 SECRETS+=" DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"
 # Same spirit as the app's list (deploykit/src/deploykit/config/env.py): values nobody should deploy with.
@@ -13,6 +16,17 @@ PLACEHOLDERS="change-me changeme change_me secret password admin insecure exampl
 
 # Alphanumeric only: the values are embedded in URLs (DATABASE_URL, CELERY_BROKER_URL) unescaped.
 random_secret() { LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$1" || true; }
+
+if [ ! -f "$ENV_FILE" ] && [ -n "$PROJECT" ] && command -v docker >/dev/null; then
+  volumes=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null | tr '\n' ' ')
+  if [ -n "$volumes" ]; then
+    echo "ERROR: $ENV_FILE is missing, but the stack '$PROJECT' has data volumes ($volumes): they were made" \
+      "with the passwords of the env file that created them, and fresh ones would not open them." >&2
+    echo "       Put that env file back as $ENV_FILE, or delete the stack's data for good with" \
+      "'make down V=1' and run 'make up' again (docs/compose.md#credentials-and-data)." >&2
+    exit 1
+  fi
+fi
 
 if [ ! -f "$ENV_FILE" ]; then
   umask 077

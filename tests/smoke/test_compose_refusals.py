@@ -58,3 +58,45 @@ def test_compose_files_follow_the_compose_spec():
     result = run(str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
                  "compose/compose.yaml", "compose/proxy-certs.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_env_file_is_generated_over_a_projects_existing_data(tmp_path):
+    """A deleted .env (or a second checkout) must not start fresh passwords on the old stack's volumes."""
+    project = f"refusal-{os.getpid()}"
+    env_file = tmp_path / "new.env"
+    volume = f"{project}_pgdata"
+    assert run("docker", "volume", "create", "--label", f"com.docker.compose.project={project}", volume).returncode == 0
+    try:
+        result = run("compose/scripts/gen-env.sh", str(env_file), project)
+        assert result.returncode != 0 and not env_file.exists()
+        assert volume in result.stderr and "make down V=1" in result.stderr, result.stderr
+    finally:
+        run("docker", "volume", "rm", volume)
+    assert run("compose/scripts/gen-env.sh", str(env_file), project).returncode == 0  # no data: generated
+    assert env_file.exists()
+
+
+def test_a_failed_start_prints_the_failing_services_last_log_lines(tmp_path):
+    """What `make up` prints when a service fails: its state, exit code and last log lines, and the way out
+    when the database refuses the env file's password."""
+    project = f"failing-{os.getpid()}"
+    image = images_env()["APP_IMAGE"]
+    (tmp_path / "compose.yaml").write_text(f"""
+services:
+  migrate:
+    image: {image}
+    command: ["sh", "-c", "echo 'FATAL:  password authentication failed for user \\"app\\"'; exit 1"]
+  ok:
+    image: {image}
+    command: ["sh", "-c", "echo fine"]
+""")
+    compose = ["docker", "compose", "-p", project, "-f", str(tmp_path / "compose.yaml")]
+    try:
+        assert run(*compose, "up", "--wait", "--wait-timeout", "60").returncode != 0
+        result = run("compose/scripts/show-failed.sh", *compose)
+        assert "migrate: exited, exit 1" in result.stderr, result.stderr
+        assert 'password authentication failed for user "app"' in result.stderr
+        assert "make down V=1" in result.stderr
+        assert "==> ok:" not in result.stderr  # a service that completed is not reported
+    finally:
+        run(*compose, "down", "-v", "--timeout", "1")
