@@ -57,6 +57,10 @@ REQUIRED_APPS = ("django_celery_beat", "deploykit")
 # RabbitMQ): a project on Redis need not install django-celery-results.
 RESULTS_APP = "django_celery_results"
 PROBE_PATTERNS = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
+# The throttle's counters without Redis: incr keeps a counter's window, a full table culls only expired rows
+# (deploykit/ops/throttle.py). MAX_ENTRIES: the row count above which a write first sweeps expired rows.
+THROTTLE_DATABASE_CACHE = {"BACKEND": "deploykit.ops.throttle.CounterDatabaseCache", "LOCATION": "api_throttle",
+                           "OPTIONS": {"MAX_ENTRIES": 10_000}}
 BEAT_TICK_ENTRY = "beat-tick"  # the name the reference project's own tick had: its stored row is updated
 PURGE_ENTRY = "purge-idempotency-keys"
 DEFAULT_LONGEST_COUNTDOWN = 600  # Celery's retry_backoff_max
@@ -332,9 +336,13 @@ def _beat(env: Env, ns: dict) -> None:
 def _throttle(env: Env, ns: dict) -> None:
     """Per-client limits of the endpoints that create work (deploykit/ops/throttle.py): 429 + Retry-After.
     The counters are shared by every web process: Redis when the broker or the result store is Redis;
-    otherwise a table in the database (migration deploykit 0002) -- no extra service just for counters."""
+    otherwise a table in the database (migration deploykit 0002) -- no extra service just for counters.
+    A client is the address the proxies in front of gunicorn saw: DEPLOYKIT_NUM_PROXIES of them, also DRF's
+    NUM_PROXIES (the environment knows the proxy chain of a deployment, so it wins over the module's value)."""
     ns["DEPLOYKIT_API_THROTTLE_RATE"] = env.value("DEPLOYKIT_API_THROTTLE_RATE", cast=parse_rate)
     ns["DEPLOYKIT_API_THROTTLE_UPLOAD_RATE"] = env.value("DEPLOYKIT_API_THROTTLE_UPLOAD_RATE", cast=parse_rate)
+    proxies = ns["DEPLOYKIT_NUM_PROXIES"] = env.value("DEPLOYKIT_NUM_PROXIES")
+    ns["REST_FRAMEWORK"] = {**(ns.get("REST_FRAMEWORK") or {}), "NUM_PROXIES": proxies}
     redis_url = next((url for url in (ns["CELERY_BROKER_URL"], ns["CELERY_RESULT_BACKEND"]) if is_redis_url(url)), None)
     if redis_url:
         from redis.backoff import NoBackoff
@@ -345,7 +353,7 @@ def _throttle(env: Env, ns: dict) -> None:
                  "OPTIONS": {"socket_connect_timeout": THROTTLE_CACHE_TIMEOUT, "socket_timeout": THROTTLE_CACHE_TIMEOUT,
                              "retry": Retry(NoBackoff(), 0)}}
     else:
-        cache = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "api_throttle"}
+        cache = {**THROTTLE_DATABASE_CACHE, "OPTIONS": dict(THROTTLE_DATABASE_CACHE["OPTIONS"])}
     caches = dict(ns.get("CACHES") or {})
     caches.setdefault("default", {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"})
     caches["throttle"] = {**cache, "KEY_PREFIX": "api"}
