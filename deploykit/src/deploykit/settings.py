@@ -31,6 +31,7 @@ process of a build step ever serves a request or consumes a task.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from deploykit import contract
 from deploykit.config.env import (
@@ -42,6 +43,7 @@ from deploykit.config.env import (
     is_redis_url,
     parse_rate,
     secret_key_problem,
+    secure_redis_url,
     url_scheme_problem,
 )
 from deploykit.config.timeouts import BRPOP_TIMEOUT, THROTTLE_CACHE_TIMEOUT, deploykit_timeouts, web_timeouts
@@ -199,13 +201,16 @@ def _files(env: Env, ns: dict, base_dir: Path) -> None:
 def _celery(env: Env, ns: dict) -> None:
     from deploykit.delivery.redis_transport import broker_transport
 
-    broker = env.value("CELERY_BROKER_URL", check=lambda url: url_scheme_problem(url, BROKER_SCHEMES))
+    # rediss://: the certificate check made explicit (`required` unless the URL says otherwise) in both URLs,
+    # so the broker, the result backend and the throttle cache verify the server alike (config/env.py).
+    broker = _secured("CELERY_BROKER_URL", env.value(
+        "CELERY_BROKER_URL", check=lambda url: url_scheme_problem(url, BROKER_SCHEMES)))
     ns["CELERY_BROKER_URL"] = broker
     # Redis: kombu's transport plus a publish journal, so no task is lost between BRPOP and `unacked`.
     ns["CELERY_BROKER_TRANSPORT"] = broker_transport(broker)
-    ns["CELERY_RESULT_BACKEND"] = env.value(
+    ns["CELERY_RESULT_BACKEND"] = _secured("CELERY_RESULT_BACKEND", env.value(
         "CELERY_RESULT_BACKEND", default=broker if is_redis_url(broker) else "django-db",
-        check=lambda url: url_scheme_problem(url, RESULT_BACKEND_SCHEMES))
+        check=lambda url: url_scheme_problem(url, RESULT_BACKEND_SCHEMES)))
     if (ns["CELERY_RESULT_BACKEND"] or "").startswith("django-") and not _has_app(ns["INSTALLED_APPS"], RESULTS_APP):
         ns["INSTALLED_APPS"] = [*ns["INSTALLED_APPS"], RESULTS_APP]
     for name, value in {"CELERY_TASK_SERIALIZER": "json", "CELERY_RESULT_SERIALIZER": "json",
@@ -276,6 +281,18 @@ def _celery(env: Env, ns: dict) -> None:
         env.error("DEPLOYKIT_IDEMPOTENCY_RETENTION", f"({retention}s) must be at least "
                   f"{minimum}s (DEPLOYKIT_VISIBILITY_TIMEOUT x (DEPLOYKIT_MAX_REDELIVERIES + 1) + "
                   "CELERY_TASK_TIME_LIMIT): a redelivered task would find its guard row gone and run again")
+
+
+def _secured(name: str, url: str | None) -> str | None:
+    """`url` with its rediss:// certificate check made explicit (config/env.py `secure_redis_url`), also in the
+    process environment: Celery reads CELERY_BROKER_URL and CELERY_RESULT_BACKEND from the environment before
+    its settings (celery.app.utils.Settings.broker_url), so the environment's URL is the one it connects with.
+    Without the rewrite, kombu turned a bare rediss:// into no certificate check, and deploykit's transport
+    (given explicitly, so kombu's `rediss` default never applied) into no TLS at all."""
+    secured = secure_redis_url(url)
+    if secured != url and os.environ.get(name) == url:
+        os.environ[name] = secured
+    return secured
 
 
 def _rabbitmq(env: Env, ns: dict) -> None:
