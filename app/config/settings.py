@@ -119,9 +119,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.StrictJSONParser"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
-    # The client of a request is the address the one proxy in front of gunicorn saw (Caddy, the VMs' nginx,
-    # the ingress controller): the last X-Forwarded-For entry, which a client cannot forge past that proxy.
-    "NUM_PROXIES": 1,
+    # NUM_PROXIES: deploykit sets it from DEPLOYKIT_NUM_PROXIES, the number of proxies in front of gunicorn
+    # (docs/security.md): the client is the address the first of them saw, which a client cannot forge.
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Django + Celery blueprint API",

@@ -45,8 +45,10 @@ def in_one_window(check) -> None:
 
 
 def fresh_client() -> str:
-    """A client address of its own, so tests never share a budget (the counters live in Redis)."""
-    return f"2001:db8::{uuid.uuid4().hex[:4]}"
+    """A client of its own, so tests never share a budget (the counters live in Redis): an IPv6 /64 of its
+    own, since every address of a /64 is one client."""
+    part = uuid.uuid4().hex
+    return f"2001:db8:{part[:4]}:{part[4:8]}::1"
 
 
 def test_third_task_in_an_hour_is_429_with_retry_after_and_a_json_message(api, limited):

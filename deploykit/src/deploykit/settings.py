@@ -31,6 +31,7 @@ process of a build step ever serves a request or consumes a task.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from deploykit import contract
 from deploykit.config.env import (
@@ -42,6 +43,7 @@ from deploykit.config.env import (
     is_redis_url,
     parse_rate,
     secret_key_problem,
+    secure_redis_url,
     url_scheme_problem,
 )
 from deploykit.config.timeouts import BRPOP_TIMEOUT, THROTTLE_CACHE_TIMEOUT, deploykit_timeouts, web_timeouts
@@ -57,6 +59,10 @@ REQUIRED_APPS = ("django_celery_beat", "deploykit")
 # RabbitMQ): a project on Redis need not install django-celery-results.
 RESULTS_APP = "django_celery_results"
 PROBE_PATTERNS = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
+# The throttle's counters without Redis: incr keeps a counter's window, a full table culls only expired rows
+# (deploykit/ops/throttle.py). MAX_ENTRIES: the row count above which a write first sweeps expired rows.
+THROTTLE_DATABASE_CACHE = {"BACKEND": "deploykit.ops.throttle.CounterDatabaseCache", "LOCATION": "api_throttle",
+                           "OPTIONS": {"MAX_ENTRIES": 10_000}}
 BEAT_TICK_ENTRY = "beat-tick"  # the name the reference project's own tick had: its stored row is updated
 PURGE_ENTRY = "purge-idempotency-keys"
 DEFAULT_LONGEST_COUNTDOWN = 600  # Celery's retry_backoff_max
@@ -195,13 +201,16 @@ def _files(env: Env, ns: dict, base_dir: Path) -> None:
 def _celery(env: Env, ns: dict) -> None:
     from deploykit.delivery.redis_transport import broker_transport
 
-    broker = env.value("CELERY_BROKER_URL", check=lambda url: url_scheme_problem(url, BROKER_SCHEMES))
+    # rediss://: the certificate check made explicit (`required` unless the URL says otherwise) in both URLs,
+    # so the broker, the result backend and the throttle cache verify the server alike (config/env.py).
+    broker = _secured("CELERY_BROKER_URL", env.value(
+        "CELERY_BROKER_URL", check=lambda url: url_scheme_problem(url, BROKER_SCHEMES)))
     ns["CELERY_BROKER_URL"] = broker
     # Redis: kombu's transport plus a publish journal, so no task is lost between BRPOP and `unacked`.
     ns["CELERY_BROKER_TRANSPORT"] = broker_transport(broker)
-    ns["CELERY_RESULT_BACKEND"] = env.value(
+    ns["CELERY_RESULT_BACKEND"] = _secured("CELERY_RESULT_BACKEND", env.value(
         "CELERY_RESULT_BACKEND", default=broker if is_redis_url(broker) else "django-db",
-        check=lambda url: url_scheme_problem(url, RESULT_BACKEND_SCHEMES))
+        check=lambda url: url_scheme_problem(url, RESULT_BACKEND_SCHEMES)))
     if (ns["CELERY_RESULT_BACKEND"] or "").startswith("django-") and not _has_app(ns["INSTALLED_APPS"], RESULTS_APP):
         ns["INSTALLED_APPS"] = [*ns["INSTALLED_APPS"], RESULTS_APP]
     for name, value in {"CELERY_TASK_SERIALIZER": "json", "CELERY_RESULT_SERIALIZER": "json",
@@ -279,6 +288,18 @@ def _celery(env: Env, ns: dict) -> None:
                   "CELERY_TASK_TIME_LIMIT): a redelivered task would find its guard row gone and run again")
 
 
+def _secured(name: str, url: str | None) -> str | None:
+    """`url` with its rediss:// certificate check made explicit (config/env.py `secure_redis_url`), also in the
+    process environment: Celery reads CELERY_BROKER_URL and CELERY_RESULT_BACKEND from the environment before
+    its settings (celery.app.utils.Settings.broker_url), so the environment's URL is the one it connects with.
+    Without the rewrite, kombu turned a bare rediss:// into no certificate check, and deploykit's transport
+    (given explicitly, so kombu's `rediss` default never applied) into no TLS at all."""
+    secured = secure_redis_url(url)
+    if secured != url and os.environ.get(name) == url:
+        os.environ[name] = secured
+    return secured
+
+
 def _rabbitmq(env: Env, ns: dict) -> None:
     """RabbitMQ: quorum queues (docs/reliability.md#rabbitmq-quorum-queues), declared with x-queue-type quorum,
     so Celery switches to per-consumer QoS and to native delayed delivery for countdown/ETA (the message waits
@@ -337,9 +358,13 @@ def _beat(env: Env, ns: dict) -> None:
 def _throttle(env: Env, ns: dict) -> None:
     """Per-client limits of the endpoints that create work (deploykit/ops/throttle.py): 429 + Retry-After.
     The counters are shared by every web process: Redis when the broker or the result store is Redis;
-    otherwise a table in the database (migration deploykit 0002) -- no extra service just for counters."""
+    otherwise a table in the database (migration deploykit 0002) -- no extra service just for counters.
+    A client is the address the proxies in front of gunicorn saw: DEPLOYKIT_NUM_PROXIES of them, also DRF's
+    NUM_PROXIES (the environment knows the proxy chain of a deployment, so it wins over the module's value)."""
     ns["DEPLOYKIT_API_THROTTLE_RATE"] = env.value("DEPLOYKIT_API_THROTTLE_RATE", cast=parse_rate)
     ns["DEPLOYKIT_API_THROTTLE_UPLOAD_RATE"] = env.value("DEPLOYKIT_API_THROTTLE_UPLOAD_RATE", cast=parse_rate)
+    proxies = ns["DEPLOYKIT_NUM_PROXIES"] = env.value("DEPLOYKIT_NUM_PROXIES")
+    ns["REST_FRAMEWORK"] = {**(ns.get("REST_FRAMEWORK") or {}), "NUM_PROXIES": proxies}
     redis_url = next((url for url in (ns["CELERY_BROKER_URL"], ns["CELERY_RESULT_BACKEND"]) if is_redis_url(url)), None)
     if redis_url:
         from redis.backoff import NoBackoff
@@ -350,7 +375,7 @@ def _throttle(env: Env, ns: dict) -> None:
                  "OPTIONS": {"socket_connect_timeout": THROTTLE_CACHE_TIMEOUT, "socket_timeout": THROTTLE_CACHE_TIMEOUT,
                              "retry": Retry(NoBackoff(), 0)}}
     else:
-        cache = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "api_throttle"}
+        cache = {**THROTTLE_DATABASE_CACHE, "OPTIONS": dict(THROTTLE_DATABASE_CACHE["OPTIONS"])}
     caches = dict(ns.get("CACHES") or {})
     caches.setdefault("default", {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"})
     caches["throttle"] = {**cache, "KEY_PREFIX": "api"}

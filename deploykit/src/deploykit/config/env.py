@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -316,13 +318,74 @@ BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 RESULT_BACKEND_SCHEMES = ("redis", "rediss", "django-db")
 
 
+# Redis Sentinel (kombu's sentinel:// transport, Celery's sentinel:// result backend): refused by name. deploykit's
+# delivery (the publish journal, worker leases, the recovery round: deploykit/delivery/) and the API throttle's
+# cache each open one Redis connection from the URL, not through Sentinel: they would not follow a failover.
+SENTINEL_SCHEMES = ("sentinel", "sentinels")
+SENTINEL_PROBLEM = ("is a Redis Sentinel URL, which deploykit does not support (its publish journal, worker leases "
+                    "and API throttle connect to one Redis server, not through Sentinel, and would not follow a "
+                    "failover): give a redis:// or rediss:// address that always reaches the primary (a managed "
+                    "Redis's primary endpoint, or a proxy such as HAProxy that follows the elected primary), or use "
+                    "RabbitMQ (amqp://). See docs/configuration.md#redis-over-tls-and-sentinel")
+
+
 def url_scheme_problem(url: str, allowed: tuple[str, ...]) -> str | None:
-    """Why `url` does not use one of the `allowed` schemes (`django-db` is a bare name), or None."""
+    """Why `url` does not use one of the `allowed` schemes (`django-db` is a bare name), or None. A rediss://
+    URL must also name a certificate check deploykit accepts (`rediss_problem`)."""
     scheme = url.split("://", 1)[0] if "://" in url else url.strip()
+    if scheme in SENTINEL_SCHEMES or scheme.startswith("sentinel"):  # also `sentinel://a;sentinel://b`
+        return SENTINEL_PROBLEM
     if scheme in allowed:
-        return None
+        return rediss_problem(url) if scheme == "rediss" else None
     shown = ", ".join(f"{s}://" if s != "django-db" else s for s in allowed)
     return f"has an unsupported scheme {scheme!r}: use one of {shown}"
+
+
+# rediss:// (Redis over TLS): the server's certificate check, `ssl_cert_reqs` in the URL's query. Its readers
+# disagree when it is absent: kombu (the broker) silently turns verification OFF (CERT_NONE), Celery's Redis
+# result backend refuses the URL at its first result, redis-py (the throttle cache) verifies. deploykit makes it
+# explicit in both URLs before anything reads them (`secure_redis_url`): absent means `required`, in the
+# spelling all three accept. `none` (no verification) is refused in production mode.
+SSL_CERT_REQS = {"cert_required": "required", "required": "required", "cert_optional": "optional",
+                 "optional": "optional", "cert_none": "none", "none": "none"}
+_CERT_REQS_PARAM = re.compile(r"(?<=[?&])ssl_cert_reqs=([^&#]*)")
+
+
+def _cert_reqs(url: str) -> str | None:
+    """The URL's ssl_cert_reqs as written (the last one wins, as in the readers' query parsing), or None."""
+    found = _CERT_REQS_PARAM.findall(url.split("#", 1)[0])
+    return urllib.parse.unquote(found[-1]) if found else None
+
+
+def rediss_problem(url: str) -> str | None:
+    """Why a rediss:// URL's certificate check is unusable in production mode, or None."""
+    written = _cert_reqs(url)
+    if written is None:
+        return None  # secure_redis_url adds ssl_cert_reqs=required
+    value = SSL_CERT_REQS.get(written.strip().lower())
+    if value is None:
+        return (f"has ssl_cert_reqs={written!r}: use required (the default when it is left out), optional or "
+                f"none, or CERT_REQUIRED, CERT_OPTIONAL, CERT_NONE")
+    if value == "none":
+        return ("has ssl_cert_reqs=none, which turns the Redis server's certificate check off (anyone on the "
+                "network path could pose as Redis and read every task): leave it out (required) and, for a "
+                "server whose certificate a private CA signed, add ssl_ca_certs=/path/to/ca.pem")
+    return None
+
+
+def secure_redis_url(url: str | None) -> str | None:
+    """A rediss:// URL with an explicit certificate check that kombu, Celery's result backend and redis-py read
+    alike: `ssl_cert_reqs=required` added when absent, a known value rewritten in their common spelling. Any
+    other URL (and an unknown value, which `rediss_problem` refuses) is returned unchanged."""
+    if not url or not url.startswith("rediss://"):
+        return url
+    written = _cert_reqs(url)
+    if written is None:
+        base, _, fragment = url.partition("#")
+        base += ("&" if "?" in base else "?") + "ssl_cert_reqs=required"
+        return base + ("#" + fragment if fragment else "")
+    value = SSL_CERT_REQS.get(written.strip().lower())
+    return _CERT_REQS_PARAM.sub(f"ssl_cert_reqs={value}", url) if value else url
 
 
 def is_redis_url(url: str | None) -> bool:
