@@ -25,7 +25,7 @@ app-unit: app-deps ## Run only the app's fast unit tests (no real services)
 app-run: app-deps ## Run the app locally: runserver + worker + beat against a local redis-server (DJANGO_DEBUG=true)
 	@app/bin/dev
 
-contract-render: venv ## Regenerate what the configuration contract gives: docs/configuration.md's tables, .env.example's block, the Ansible allow-list, the chart's config.env block and schema
+contract-render: venv ## Regenerate what the configuration contract gives: docs/configuration.md's tables, .env.example's block, the Ansible allow-list, the chart's config.env block and schema, compose.yaml's app environment block
 	$(CONTRACT) render
 
 contract-check: venv ## Fail (with a diff naming the file) when a file generated from the configuration contract is stale

@@ -18,7 +18,7 @@ security-scan: security-tools docker ## checkov (Dockerfiles, rendered chart, k8
 audit-deps: security-tools ## pip-audit over every lock: a known vulnerability fails unless security/audit-exceptions.txt gives its reason
 	@security/audit-deps.sh
 
-test-security: venv docker images ## Security suite: Compose policy, app image (no secrets in layers/history/labels, non-root, no caps), every required variable refused
+test-security: venv docker images ## Security suite: Compose policy, app image (no secrets in layers/history/labels, non-root, no caps), every required variable refused, a new contract variable reaching a Compose app process
 	$(SECURITY_PYTEST) tests/security $(PYTEST_ARGS)
 
 test-fuzz: app-deps ## Fuzz the API from its OpenAPI schema (schemathesis) against gunicorn + redis-server on 127.0.0.1: no 5xx, responses match the schema

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from app_services import APP, REPO
 from test_app_settings import PRODUCTION, load_settings
 
@@ -216,3 +217,78 @@ def test_env_example_lists_the_declared_example_values(full):
     for v in full.values():
         if v.env_example is not None:
             assert f"\n{v.name}={v.env_example}\n" in text, v.name
+
+
+# --- Compose's app environment ------------------------------------------------------------------------
+# compose.yaml's x-app-env entries that are contract variables written by hand, outside the generated block
+# (docs/configuration.md): derived from Compose's own variables, fixed, or the required secret.
+COMPOSE_BY_HAND = {"DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DJANGO_CSRF_TRUSTED_ORIGINS", "DATABASE_URL",
+                   "CELERY_BROKER_URL", "REDIS_URL", "MEDIA_ROOT"}
+
+
+def x_app_env_keys(text: str) -> list[str]:
+    """The keys of compose.yaml's x-app-env map in the order written (duplicates kept: YAML loaders drop them)."""
+    body = text.split("\nx-app-env: &app-env\n", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r"^  ([A-Z][A-Z0-9_]*):", body, re.M)
+
+
+def test_compose_app_env_is_the_generated_block_plus_the_derived_entries(full):
+    text = (REPO / render.COMPOSE).read_text()
+    keys = x_app_env_keys(text)
+    block = [v.name for v in render.compose_variables(full)]
+    assert len(keys) == len(set(keys)), "a name written twice in x-app-env"
+    assert set(keys) == set(block) | COMPOSE_BY_HAND and not set(block) & COMPOSE_BY_HAND
+    assert set(keys) <= set(full), "x-app-env sets a name the contract does not declare"
+    env = yaml.safe_load(text)["x-app-env"]
+    assert {name: env[name] for name in ("LOG_FORMAT", "CELERY_TASK_TIME_LIMIT", "DIGEST_RECIPIENTS", "EMAIL_URL")} == {
+        "LOG_FORMAT": "${LOG_FORMAT:-json}", "CELERY_TASK_TIME_LIMIT": "${CELERY_TASK_TIME_LIMIT:-300}",
+        "DIGEST_RECIPIENTS": "${DIGEST_RECIPIENTS:-}", "EMAIL_URL": "${EMAIL_URL:-consolemail://}"}
+    assert all(env[name].startswith("${%s:-" % name) for name in block)
+
+
+def test_compose_block_writes_each_default_as_the_environment_holds_it(tmp_path):
+    layered = contract.load(project=declare(tmp_path, "\n".join([
+        var("DEMO_LIST", type="list", default=["a", "b"], compose="set"),
+        var("DEMO_BOOL", type="bool", default=True, compose="set"),
+        var("DEMO_TEXT", type="str", default="a: b #c", compose="set"),
+        var("DEMO_NUM", type="float", default=2.0, compose="set", compose_default=2.5),
+        var("DEMO_UNPASSED", type="str", default="x"),
+    ])))
+    template = "x-app-env:\n  KEPT: by-hand\n  # >>> contract\n  STALE: 1\n  # <<< contract\n"
+    env = yaml.safe_load(render.render_compose(layered, template))["x-app-env"]
+    assert {k: v for k, v in env.items() if k.startswith("DEMO_") or k == "KEPT"} == {
+        "KEPT": "by-hand", "DEMO_LIST": "${DEMO_LIST:-a,b}", "DEMO_BOOL": "${DEMO_BOOL:-true}",
+        "DEMO_TEXT": "${DEMO_TEXT:-a: b #c}", "DEMO_NUM": "${DEMO_NUM:-2.5}"}
+    assert "STALE" not in env and env["LOG_FORMAT"] == "${LOG_FORMAT:-json}"
+    dollar = contract.load(project=declare(tmp_path, var("DEMO_DOLLAR", type="str", default="a$b", compose="set"),
+                                           "dollar.toml"))
+    with pytest.raises(render.StaleError, match="DEMO_DOLLAR"):
+        render.render_compose(dollar, template)
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"compose": "maybe"}, "DEMO_KNOB: compose 'maybe' is not one of set"),
+    ({"compose_default": 5}, 'DEMO_KNOB: compose_default needs compose = "set"'),
+    ({"compose": "set", "compose_default": "five"}, "DEMO_KNOB: compose_default 'five' is not of type int"),
+    ({"compose": "set", "compose_default": 0, "min": 1}, "DEMO_KNOB: compose_default must be at least 1, got 0"),
+])
+def test_compose_fields_are_checked_naming_the_variable(tmp_path, fields, message):
+    with pytest.raises(ContractError, match=re.escape(message)):
+        contract.parse_file(declare(tmp_path, var(**fields)))
+
+
+def test_check_fails_naming_a_hand_edited_compose_block_and_keeps_the_hand_written_entries(tmp_path, full):
+    root = copy_generated(tmp_path)
+    compose = root / render.COMPOSE
+    text = compose.read_text()
+    compose.write_text(text.replace("MEDIA_ROOT: /var/lib/app/media", "MEDIA_ROOT: /srv/media", 1))
+    assert render.stale(full, root) == {}  # outside the block: the file's own
+    compose.write_text(text.replace("${CELERY_TASK_TIME_LIMIT:-300}", "${CELERY_TASK_TIME_LIMIT:-600}", 1))
+    assert list(render.stale(full, root)) == [render.COMPOSE]
+    result = subprocess.run([sys.executable, "-m", "deploykit.contract", "check", "--project", str(PROJECT),
+                             "--root", str(root)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"STALE: {render.COMPOSE}" in result.stderr
+    assert "-  CELERY_TASK_TIME_LIMIT: ${CELERY_TASK_TIME_LIMIT:-600}" in result.stderr
+    render.write(full, root)
+    assert render.stale(full, root) == {} and compose.read_text() == text

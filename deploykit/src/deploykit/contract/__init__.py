@@ -19,8 +19,9 @@ TYPES = ("str", "int", "float", "bool", "path", "enum", "url", "list")
 OWNERS = ("django", "celery", "deploykit", "scripts", "app")
 FIELDS = frozenset({"name", "type", "default", "min", "max", "choices", "required", "secret", "owner",
                     "section", "doc", "debug_default", "shown_default", "case", "env_example", "chart",
-                    "chart_default"})
+                    "chart_default", "compose", "compose_default"})
 CHART = ("set", "computed")
+COMPOSE = ("set",)
 _PYTHON_TYPES = {"str": str, "path": str, "url": str, "enum": str, "int": int, "float": (int, float),
                  "bool": bool, "list": list}
 
@@ -48,6 +49,8 @@ class Variable:
     env_example: str | None = None
     chart: str | None = None
     chart_default: Any = None
+    compose: str | None = None
+    compose_default: Any = None
     source: str = field(default="", compare=False)
 
     def bounds_problem(self, value: Any) -> str | None:
@@ -137,8 +140,12 @@ def _variable(entry: dict[str, Any], source: str) -> Variable:
         raise ContractError(f"{where}: chart {entry['chart']!r} is not one of {', '.join(CHART)}")
     if "chart_default" in entry and entry.get("chart") != "set":
         raise ContractError(f"{where}: chart_default needs chart = \"set\"")
+    if entry.get("compose") is not None and entry["compose"] not in COMPOSE:
+        raise ContractError(f"{where}: compose {entry['compose']!r} is not one of {', '.join(COMPOSE)}")
+    if "compose_default" in entry and entry.get("compose") != "set":
+        raise ContractError(f"{where}: compose_default needs compose = \"set\"")
     var = Variable(**{**entry, "choices": tuple(entry.get("choices", ())), "source": source})
-    for key in ("default", "debug_default", "chart_default"):
+    for key in ("default", "debug_default", "chart_default", "compose_default"):
         value = getattr(var, key)
         if value is None:
             continue

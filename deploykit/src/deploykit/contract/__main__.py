@@ -1,8 +1,8 @@
 """python -m deploykit.contract render|check|names [--project FILE] [--root DIR]
 
 render  write the generated files (docs/configuration.md's tables, .env.example's block, the Ansible
-        allow-list, the chart's config.env block and schema) under --root from deploykit's contract plus
-        the project's file
+        allow-list, the chart's config.env block and schema, compose.yaml's app environment block) under
+        --root from deploykit's contract plus the project's file
 check   exit 1, with a diff naming each file, when a generated file is stale
 names   print every declared name, one a line
 """

@@ -12,6 +12,11 @@ hand-written parts, the current text: only the part between its marker lines is 
   default, the others as commented-out lines, unset);
 - helm/django-celery/values.schema.json: `properties.config.properties.env`, the schema of that map
   (type, minimum/maximum, enum; additionalProperties false, so helm refuses an unknown name naming it).
+- compose/compose.yaml: the block of the `x-app-env` map (every app process's environment) between
+  `# >>> contract` and `# <<< contract`: the variables with `compose = "set"`, each as
+  `NAME: ${NAME:-DEFAULT}` (compose_default when given, else the default), so a value in .env (or a project's
+  configuration file) reaches the processes and an unset one gets that default. The entries Compose derives,
+  fixes or gives one service only stay hand-written outside the block.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ ENV_EXAMPLE = ".env.example"
 ANSIBLE_NAMES = "ansible/roles/app/files/contract-names.yml"
 CHART_VALUES = "helm/django-celery/values.yaml"
 CHART_SCHEMA = "helm/django-celery/values.schema.json"
+COMPOSE = "compose/compose.yaml"
 GENERATED_BY = "make contract-render"
 
 _DOC_TABLE = re.compile(r"(<!-- contract:table (?P<section>[^>]+?) -->\n)(?P<body>.*?)(<!-- contract:end -->)", re.S)
@@ -176,12 +182,47 @@ def render_chart_schema(contract: Contract, current: str) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
+def compose_variables(contract: Contract) -> list[Variable]:
+    """The variables compose.yaml's generated block passes to every app process."""
+    return [v for v in contract.values() if v.compose == "set"]
+
+
+def _env_value(value) -> str:
+    """A default as an environment variable holds it: a list comma-separated, a bool `true`/`false`."""
+    if value is None or value == []:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, (int, float)):
+        return number(value)
+    return str(value)
+
+
+def render_compose(contract: Contract, current: str) -> str:
+    def block(indent: str) -> list[str]:
+        lines = []
+        for var in compose_variables(contract):
+            default = _env_value(var.compose_default if var.compose_default is not None else var.default)
+            if "$" in default or "}" in default or "\n" in default:
+                raise StaleError(f"{COMPOSE}: {var.name}'s default {default!r} cannot be written inside ${{...:-}}")
+            value = f"${{{var.name}:-{default}}}"
+            # `${` starts a plain YAML scalar: quoted only when the default holds what would end it.
+            plain = ": " not in default and " #" not in default
+            lines.append(f"{indent}{var.name}: {value if plain else json.dumps(value)}")
+        return lines
+
+    return _replace_block(current, COMPOSE, block)
+
+
 GENERATORS: dict[str, Callable[[Contract, str], str]] = {
     DOCS: render_docs,
     ENV_EXAMPLE: render_env_example,
     ANSIBLE_NAMES: render_ansible_names,
     CHART_VALUES: render_chart_values,
     CHART_SCHEMA: render_chart_schema,
+    COMPOSE: render_compose,
 }
 
 
