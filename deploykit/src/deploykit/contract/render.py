@@ -129,15 +129,9 @@ def chart_variables(contract: Contract) -> list[Variable]:
 
 
 def _yaml_scalar(value) -> str:
-    if value is None or value == []:
-        return '""'
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list):
-        return json.dumps(",".join(value))
-    if isinstance(value, (int, float)):
-        return number(value)
-    return json.dumps(value)
+    """A default as values.yaml holds it: the environment's text, quoted unless a bool or a number."""
+    text = _env_value(value)
+    return text if isinstance(value, (bool, int, float)) else json.dumps(text)
 
 
 def render_chart_values(contract: Contract, current: str) -> str:
