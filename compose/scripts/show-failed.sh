@@ -7,7 +7,8 @@ set -o pipefail -o nounset
 compose=("$@")
 LINES=${SHOW_FAILED_LINES:-40}
 failed=0
-while IFS=$'\t' read -r service state health code; do
+# '|', not a tab: read merges runs of whitespace separators, and an empty health field would vanish.
+while IFS='|' read -r service state health code; do
     case "$state/$health/$code" in
         exited/*/0 | running/healthy/* | running//*) continue ;;  # done, healthy, or no health check
     esac
@@ -19,6 +20,6 @@ while IFS=$'\t' read -r service state health code; do
         echo "==> The database refuses the password in the env file: its data was made with another one." >&2
         echo "    Put back the env file that created it, or delete the data with 'make down V=1' (lost for good)." >&2
     fi
-done < <("${compose[@]}" ps -a --format '{{.Service}}	{{.State}}	{{.Health}}	{{.ExitCode}}')
+done < <("${compose[@]}" ps -a --format '{{.Service}}|{{.State}}|{{.Health}}|{{.ExitCode}}')
 [ "$failed" = 1 ] || echo "==> no service exited or is unhealthy (a start that timed out: 'make ps', 'make logs')" >&2
 exit 0
