@@ -161,3 +161,39 @@ def test_integer_settings_render_as_plain_digits():
     data = render_chart(values=big, show_only=["templates/config/configmap.yaml"])[0]["data"]
     assert (data["DJANGO_SECURE_HSTS_SECONDS"], data["IMAGE_MAX_PIXELS"]) == ("63072000", "178956970")
     assert render_chart(show_only=["templates/config/configmap.yaml"])[0]["data"]["DJANGO_SECURE_HSTS_SECONDS"] == "31536000"
+
+
+def test_secret_key_fallbacks_optional_and_only_where_signatures_are_checked():
+    """DJANGO_SECRET_KEY_FALLBACKS (rotating the key, docs/configuration.md#rotating-secrets): absent from the
+    Secret unless given, an optional reference (absent = no fallback) in web, the workers and beat only."""
+    def fallback_refs(objects):
+        refs = {}
+        for obj in objects:
+            if obj["kind"] in ("Deployment", "Job") and obj["metadata"]["labels"]["app.kubernetes.io/component"] != "pgbouncer":
+                for c in pod_spec(obj)["containers"]:
+                    for e in c["env"]:
+                        if e["name"] == "DJANGO_SECRET_KEY_FALLBACKS":
+                            refs[obj["metadata"]["labels"]["app.kubernetes.io/component"]] = e["valueFrom"]["secretKeyRef"]
+        return refs
+
+    objects = render_chart()
+    assert "DJANGO_SECRET_KEY_FALLBACKS" not in decoded(by_kind_name(objects, "Secret", "release-django-celery"))
+    refs = fallback_refs(objects)
+    assert {"web", "beat"} <= set(refs) and any(name.startswith("worker") for name in refs), refs
+    assert not {"flower", "migrations", "migrate"} & set(refs), refs
+    assert all(ref == {"name": "release-django-celery", "key": "DJANGO_SECRET_KEY_FALLBACKS", "optional": True}
+               for ref in refs.values()), refs
+
+    old = "o" * 30 + "ld-key-" + "0123456789" * 3
+    given = {"secrets": {"djangoSecretKey": "n" * 60, "djangoSecretKeyFallbacks": old}}
+    objects = render_chart(values=given)
+    assert decoded(by_kind_name(objects, "Secret", "release-django-celery"))["DJANGO_SECRET_KEY_FALLBACKS"] == old
+    web = by_kind_name(objects, "Deployment", "release-django-celery-web")["spec"]["template"]["metadata"]["annotations"]
+    without = by_kind_name(render_chart(values={"secrets": {"djangoSecretKey": "n" * 60}}), "Deployment",
+                           "release-django-celery-web")["spec"]["template"]["metadata"]["annotations"]
+    assert web["checksum/secret"] != without["checksum/secret"]  # setting or removing it rolls the pods
+
+    existing = fallback_refs(render_chart(values={"secrets": {"existingSecret": "app-env"}, "database": {"url": ""},
+                                                  "broker": {"url": ""}}))
+    assert existing and all(ref == {"name": "app-env", "key": "DJANGO_SECRET_KEY_FALLBACKS", "optional": True}
+                            for ref in existing.values())

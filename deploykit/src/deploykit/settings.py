@@ -39,6 +39,7 @@ from deploykit.config.env import (
     RESULT_BACKEND_SCHEMES,
     Env,
     check_visibility_timeout,
+    fallbacks_problem,
     hosts_problem,
     is_redis_url,
     parse_rate,
@@ -101,6 +102,12 @@ def apply(namespace: dict) -> None:
 def _django(env: Env, ns: dict, base_dir: Path) -> None:
     # In a build step (and debug mode) the contract's fixed development key: it never serves a request.
     ns["SECRET_KEY"] = env.value("DJANGO_SECRET_KEY", check=secret_key_problem)
+    # Previous keys, during a rotation: Django verifies signatures (sessions, password-reset tokens,
+    # signing.loads) with the key, then with each fallback; it signs with the key only.
+    fallbacks = ns["SECRET_KEY_FALLBACKS"] = env.value("DJANGO_SECRET_KEY_FALLBACKS", check=fallbacks_problem)
+    if env.production and not env.build_step and ns["SECRET_KEY"] in fallbacks:
+        env.error("DJANGO_SECRET_KEY_FALLBACKS", "contains the current DJANGO_SECRET_KEY: list only the previous "
+                                                 "keys (the new key goes in DJANGO_SECRET_KEY)")
     ns["ALLOWED_HOSTS"] = env.value("DJANGO_ALLOWED_HOSTS", check=hosts_problem) or []
     ns["CSRF_TRUSTED_ORIGINS"] = env.value("DJANGO_CSRF_TRUSTED_ORIGINS")
     ns["ADMIN_URL"] = env.value("DJANGO_ADMIN_URL").strip("/") + "/"

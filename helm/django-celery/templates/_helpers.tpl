@@ -146,7 +146,7 @@ imagePullSecrets:
 {{- define "dc.appEnv" -}}
 {{- $root := .root }}
 {{- $secret := include "dc.secretName" $root }}
-{{- $optional := list "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" "CELERY_RESULT_BACKEND" "REDIS_URL" }}
+{{- $optional := list "DJANGO_SECRET_KEY_FALLBACKS" "DJANGO_SUPERUSER_USERNAME" "DJANGO_SUPERUSER_EMAIL" "DJANGO_SUPERUSER_PASSWORD" "EMAIL_URL" "DEPLOYKIT_BEAT_LOCK_DATABASE_URL" "CELERY_RESULT_BACKEND" "REDIS_URL" }}
 {{- $names := list "DJANGO_SECRET_KEY" "DATABASE_URL" "CELERY_BROKER_URL" "EMAIL_URL" }}
 {{- /* The result backend is a secret (its URL may carry a password): referenced when given, or when an
      existing Secret may hold it. */ -}}

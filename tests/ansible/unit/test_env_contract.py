@@ -102,3 +102,27 @@ def test_a_contract_name_in_app_env_project_is_refused(role, tmp_path):
     result, _ = play(role, tmp_path, app_env_project={"DJANGO_SECRET_KEY": "y" * 50})
     assert result.returncode != 0
     assert "app_env_project.DJANGO_SECRET_KEY: a variable of the configuration contract: set it in app_env_extra" in result.stdout
+
+
+OLD_KEY = "o" * 20 + "ld-previous-key-" + "0123456789" * 2
+
+
+def test_secret_key_fallbacks_reach_the_env_file_joined_empty_by_default(role, tmp_path):
+    """app_secret_key_fallbacks (rotating the key, docs/configuration.md#rotating-secrets): the previous keys,
+    comma-joined into DJANGO_SECRET_KEY_FALLBACKS; none by default, an empty value (the app reads: no fallback)."""
+    result, dest = play(role, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "DJANGO_SECRET_KEY_FALLBACKS=''" in dest.read_text().splitlines()
+    second = "s" * 50
+    result, dest = play(role, tmp_path, app_secret_key_fallbacks=[OLD_KEY, second])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"DJANGO_SECRET_KEY_FALLBACKS='{OLD_KEY},{second}'" in dest.read_text().splitlines()
+
+
+@pytest.mark.parametrize("fallbacks", [["k" * 50], ["short"], ["change-me-" + "x" * 50], [OLD_KEY + ",x"], OLD_KEY])
+def test_bad_secret_key_fallbacks_fail_the_play_naming_the_variable(role, tmp_path, fallbacks):
+    """The current key (EXTRA's app_secret_key), a short one, a placeholder, a comma, a string instead of a list."""
+    result, dest = play(role, tmp_path, app_secret_key_fallbacks=fallbacks)
+    assert result.returncode != 0 and not dest.exists()
+    assert "Invalid app_secret_key_fallbacks (DJANGO_SECRET_KEY_FALLBACKS)" in result.stdout
+    assert OLD_KEY not in result.stdout and "k" * 50 not in result.stdout

@@ -86,6 +86,15 @@ def secret_key_problem(value: str) -> str | None:
     return None
 
 
+def fallbacks_problem(values: list[str]) -> str | None:
+    """Why a DJANGO_SECRET_KEY_FALLBACKS list holds a key that would not pass as DJANGO_SECRET_KEY, or None."""
+    for position, value in enumerate(values, 1):
+        problem = secret_key_problem(value)
+        if problem:
+            return f"entry {position} of {len(values)} {problem} (each previous key is checked as DJANGO_SECRET_KEY is)"
+    return None
+
+
 def password_problem(value: str) -> str | None:
     if looks_insecure(value):
         return "is a placeholder/insecure value"
