@@ -49,6 +49,14 @@ def base_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def status():
+    """/status read on the web host (nginx refuses it): gunicorn on loopback, through the release's app-run."""
+    from internal import internal_json
+
+    return lambda: internal_json(["docker", "exec", WEB_CONTAINER, "/usr/local/sbin/app-run"], "/status")
+
+
+@pytest.fixture(scope="session")
 def web(base_url):
     """A requests session to nginx on the web host, with the app's host name."""
     session = requests.Session()

@@ -28,22 +28,21 @@ def test_demo_task_completes(web):
     assert state["state"] == "SUCCESS" and state["result"] == 5, state
 
 
-def test_status_sees_both_worker_hosts_and_beat(web):
+def test_status_sees_both_worker_hosts_and_beat(status):
     expected = {f"default-io-images@{name}" for name in group("workers")}
 
     def seen():
-        status = web.get(f"{web.base}/status", timeout=10).json()
-        return status if expected <= set(status.get("workers", [])) else None
+        body = status()
+        return body if expected <= set(body.get("workers", [])) else None
 
-    status = wait_until(seen, 60, what=f"workers {sorted(expected)} in /status")
-    assert status["beat"]["ok"], status["beat"]
+    body = wait_until(seen, 60, what=f"workers {sorted(expected)} in /status")
+    assert body["beat"]["ok"], body["beat"]
 
 
-def test_beat_periodic_task_runs(web):
-    first = web.get(f"{web.base}/status", timeout=10).json()["beat"]["last_run"]
+def test_beat_periodic_task_runs(status):
+    first = status()["beat"]["last_run"]
     # beat_tick runs every DEPLOYKIT_BEAT_TICK_SECONDS (15 s by default): a newer run must appear.
-    wait_until(lambda: web.get(f"{web.base}/status", timeout=10).json()["beat"]["last_run"] != first,
-             60, what="a new beat_tick run")
+    wait_until(lambda: status()["beat"]["last_run"] != first, 60, what="a new beat_tick run")
 
 
 def png(width=640, height=480) -> bytes:

@@ -72,6 +72,14 @@ def _media_and_static(settings, tmp_path):
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
 
+@pytest.fixture(autouse=True)
+def _status_uncached(monkeypatch):
+    """/status and /metrics share one cached snapshot (deploykit.ops.collector): each test collects anew."""
+    from deploykit.ops import collector
+
+    monkeypatch.setattr(collector, "shared", collector.Collector(max_age=0))
+
+
 @pytest.fixture
 def api():
     """A test client that talks HTTPS to an allowed host (production mode redirects plain HTTP)."""

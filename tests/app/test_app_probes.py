@@ -172,3 +172,51 @@ def test_probes_answer_when_the_project_urlconf_does_not_include_them(pod, setti
     assert pod.get("/healthz").json() == {"status": "ok"}
     assert pod.get("/readyz").status_code == 200
     assert pod.get("/nothing-here").status_code == 400  # everything else: the project's own handling
+
+
+@pytest.mark.parametrize("path", ["/status", "/status/", "//status", "/metrics", "/metrics/", "//metrics"])
+@pytest.mark.parametrize("header", ["HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP"])
+def test_operator_endpoints_are_refused_through_a_proxy(pod, monkeypatch, path, header):
+    monkeypatch.setattr(checks, "check_broker", lambda: {"ok": False, "error": "down"})
+    raw = {"PATH_INFO": path}  # as gunicorn hands it over (the test client would read `//x` as a host)
+    assert pod.get("/", **raw, **{header: "203.0.113.9"}).status_code == 404
+    assert pod.post("/", **raw, **{header: "203.0.113.9"}).status_code == 404
+    assert pod.get("/", **raw).status_code in (200, 503)  # from inside: served, however spelled
+
+
+def test_probes_stay_public_through_a_proxy(pod):
+    assert pod.get("/healthz", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 200
+
+
+def test_collector_runs_one_collection_for_concurrent_callers():
+    import threading
+    import time
+
+    from deploykit.ops.collector import Collector
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.3)
+        return {"ok": True, "n": len(calls)}
+
+    shared = Collector(max_age=60, source=slow)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(shared.snapshot()[0])) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and answers == [{"ok": True, "n": 1}] * 8
+    stale = Collector(max_age=0, source=slow)
+    stale.snapshot(), stale.snapshot()
+    assert len(calls) == 3
+
+
+def test_status_says_how_old_its_snapshot_is(pod, monkeypatch):
+    from deploykit.ops import collector
+
+    monkeypatch.setattr(collector, "shared", collector.Collector(max_age=60, source=lambda: {"ok": True, "n": 1}))
+    first = pod.get("/status").json()
+    assert first == {"ok": True, "n": 1, "age_seconds": 0.0}

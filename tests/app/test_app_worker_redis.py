@@ -25,6 +25,14 @@ def image_file(size=(1600, 1200), fmt="PNG", name="photo.png") -> io.BytesIO:
     return buffer
 
 
+@pytest.fixture
+def pod_client():
+    """Plain HTTP with a pod-IP Host header, as a Prometheus scrape arrives."""
+    from django.test import Client
+
+    return Client(HTTP_HOST="10.42.3.17:8000")
+
+
 def meta(task_id: str) -> dict:
     return AsyncResult(task_id).backend.get_task_meta(task_id)
 
@@ -220,6 +228,43 @@ def test_status_queue_backlog_and_declared_queue_without_consumer(worker, settin
     assert checks.queue_status(by_worker, timeout=5)["reports"]["backlog"] == 3
     with current_app.connection_for_write() as conn:
         conn.default_channel.queue_purge("reports")
+
+
+def test_metrics_show_backlog_oldest_age_consumers_pools_and_beat(pod_client, worker, settings):
+    """The collector's gauges on /metrics, from a real broker and worker: a queue nobody consumes holds two
+    messages published over a second ago."""
+    import re
+    import time
+
+    from celery import current_app
+
+    settings.DEPLOYKIT_CONSUMED_QUEUES = ["default", "stalled"]
+    BeatTick.objects.create(name="beat", last_run=timezone.now())
+    from kombu import Queue
+
+    stalled = Queue("stalled", routing_key="stalled")  # not in task_queues: no worker consumes it
+    tasks.add.apply_async((1, 1), queue=stalled)
+    tasks.add.apply_async((2, 2), queue=stalled)
+    time.sleep(1.2)  # the age under test: the oldest message must be over a second old
+    try:
+        text = pod_client.get("/metrics").content.decode()
+    finally:
+        with current_app.connection_for_write() as conn:
+            conn.default_channel.queue_purge("stalled")
+
+    def value(sample: str) -> float:
+        match = re.search(r"^" + re.escape(sample) + r" (\S+)$", text, re.M)
+        assert match, f"{sample} not in /metrics"
+        return float(match.group(1))
+
+    assert value('deploykit_queue_messages{queue="stalled"}') == 2
+    assert value('deploykit_queue_consumers{queue="stalled"}') == 0
+    assert value('deploykit_queue_consumers{queue="default"}') == 1
+    assert 1.0 <= value('deploykit_queue_oldest_message_age_seconds{queue="stalled"}') < 60
+    assert value('deploykit_queue_oldest_message_age_seconds{queue="default"}') == 0
+    assert value('deploykit_pool_workers{pool="default-io-images"}') == 1
+    assert value("deploykit_broker_up") == 1 and value("deploykit_database_up") == 1
+    assert abs(value("deploykit_beat_last_tick_timestamp_seconds") - time.time()) < 60
 
 
 def test_cleanup_removes_expired_rows_and_files(api, worker, settings):

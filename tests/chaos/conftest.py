@@ -25,7 +25,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
 from seclib import REPO, clean_env, compose_cmd, generate_env_file, run, wait_for  # noqa: E402
 
-from load import task_state  # noqa: E402  (tests/lib, on the path by pytest.ini)
+from internal import internal_get  # noqa: E402  (tests/lib, on the path by pytest.ini)
+from load import task_state  # noqa: E402
 from polling import wait_all_succeeded  # noqa: E402
 
 BROKER = os.environ.get("CHAOS_BROKER", "redis")  # redis | rabbitmq (compose/rabbitmq.yaml)
@@ -53,6 +54,12 @@ class Stack:
         if check:
             assert result.returncode == 0, f"compose {args}: {result.stderr[-2000:]}"
         return result
+
+    def status(self) -> tuple[int, dict]:
+        """/status, read inside the web container (the front door refuses it)."""
+        code, body = internal_get([*compose_cmd(self.env_file, BROKER, project=PROJECT), "exec", "-T", "web"],
+                                  "/status", env=self.env)
+        return code, json.loads(body)
 
     def get(self, path: str, **kw) -> requests.Response:
         return self.http.get(self.base + path, timeout=kw.pop("timeout", 15), **kw)

@@ -11,12 +11,12 @@ from collections import Counter
 from functools import partial
 
 import pytest
-import requests
 import testinfra
 
 from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, count_runs, following_logs, front_door,
                        get, namespaced_objects, release_pods, send_side_effects)
-from conftest import kubectl, require_live
+from conftest import K, kubectl, require_live
+from internal import internal_json
 from load import Load, task_state
 from polling import wait_all_succeeded, wait_until
 
@@ -104,11 +104,13 @@ def test_the_migration_job_checked_the_routes_against_the_queues_the_pools_consu
     log = kubectl("-n", NAMESPACE, "logs", f"job/{job['metadata']['name']}", "-c", "migrate")
     line = next((line for line in log.splitlines() if line.startswith("check_queues: ")), "")
     assert "each consumed by a worker pool (DEPLOYKIT_CONSUMED_QUEUES=" in line, log[-3000:]
-    with front_door() as (base, session):
-        queues = wait_until(lambda: session.get(base + "/status", timeout=15).json()["queues"], 90,
-                            "/status to list a consumer for every queue",
-                            done=lambda q: all(q.get(name, {}).get("consumers") for name in pools),
-                            retry_on=(requests.RequestException, ValueError))
+    # /status is refused through the front door: read inside the web pod, as a probe or an operator does.
+    inside = [str(K / "bin/kubectl"), "--kubeconfig", str(K / "pki/admin.kubeconfig"), "-n", NAMESPACE, "exec",
+              f"deploy/{FULL}-web", "-c", "web", "--"]
+    queues = wait_until(lambda: internal_json(inside, "/status")["queues"], 90,
+                        "/status to list a consumer for every queue",
+                        done=lambda q: all(q.get(name, {}).get("consumers") for name in pools),
+                        retry_on=(RuntimeError, ValueError))
     print(f"\nconsumed queues {sorted(pools)}; {line}")
     assert pools <= set(queues)
 

@@ -18,6 +18,7 @@ from celery import bootsteps, signals
 from celery.contrib.django.task import DjangoTask
 
 from .delivery import dbconn, lease, rabbitmq, results
+from .ops import collector
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +192,9 @@ def install(app) -> None:
     results.install(app)  # Redis results: a task state in one round trip
     dbconn.install(app)
     signals.setup_logging.connect(_configure_logging, weak=False)
+    # The publish time in each message's headers: the collector's oldest-message age (ops/collector.py).
+    signals.before_task_publish.connect(collector.stamp_publish_time, weak=False,
+                                        dispatch_uid="deploykit.stamp_publish_time")
 
 
 APP_VARIABLE = "DEPLOYKIT_CELERY_APP"

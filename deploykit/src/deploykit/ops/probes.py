@@ -3,7 +3,9 @@
 /healthz  liveness: the process answers; touches nothing else.
 /readyz   readiness: only what the web tier needs to serve -- the database. Fast.
           While the process drains before stopping (drain.py) it answers 503 {"draining": true}.
-/status   deep check for people and smoke tests: database, broker, workers seen, beat's last run.
+/status   deep check for people and smoke tests: database, broker, workers seen, beat's last run, from
+          the shared collector (ops/collector.py: at most one collection per DEPLOYKIT_STATUS_MAX_AGE
+          seconds). Not served through a proxy (ops/middleware.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
-from . import checks, drain
+from . import checks, collector, drain
 
 
 @never_cache
@@ -31,13 +33,5 @@ def readyz(request):
 
 @never_cache
 def status(request):
-    database = checks.check_database()
-    broker = checks.check_broker()
-    by_worker = checks.consumers() if broker["ok"] else {}
-    workers = sorted(by_worker)
-    # Informational: each queue with its consumers and backlog (a queue without consumers shows it here).
-    queues = checks.queue_status(by_worker) if broker["ok"] else {}
-    beat = checks.beat_status() if database["ok"] else {"ok": False, "last_run": None, "error": "database down"}
-    ok = database["ok"] and broker["ok"] and bool(workers) and beat["ok"]
-    body = {"ok": ok, "database": database, "broker": broker, "workers": workers, "queues": queues, "beat": beat}
-    return JsonResponse(body, status=200 if ok else 503)
+    body, age = collector.shared.snapshot()
+    return JsonResponse({**body, "age_seconds": age}, status=200 if body["ok"] else 503)

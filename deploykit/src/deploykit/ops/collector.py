@@ -1,0 +1,123 @@
+"""One cached view of the deployment -- database, broker, workers per queue, backlogs, beat -- read by
+/status and /metrics, so no request waits on a broadcast of its own.
+
+Collecting costs a broker connection, an `active_queues` broadcast (up to 1 s) and a database query: at a
+few requests a second that saturated a web process. Here it runs at most once per DEPLOYKIT_STATUS_MAX_AGE
+seconds (default 5) per process, one collection at a time: callers that arrive while one runs wait for
+it and share its answer, and a fresh snapshot is served from memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+
+from . import checks
+
+logger = logging.getLogger("deploykit.collector")
+
+DEFAULT_MAX_AGE = 5.0
+# Set on every task message at publish (a header, no round trip): the age of the oldest waiting message.
+SENT_AT_HEADER = "deploykit_sent_at"
+
+
+def stamp_publish_time(headers=None, **kwargs) -> None:
+    """before_task_publish: record when the message left. A retry is a new publish, with a new time."""
+    if headers is not None:
+        headers[SENT_AT_HEADER] = time.time()
+
+
+def pool_of(worker: str) -> str:
+    """A worker's pool: its node name before `@` (deploykit-worker names workers after their queues)."""
+    return worker.split("@", 1)[0]
+
+
+def collect() -> dict[str, Any]:
+    """Everything /status shows, computed now (each check has its own deadline)."""
+    database = checks.check_database()
+    broker = checks.check_broker()
+    by_worker = checks.consumers() if broker["ok"] else {}
+    workers = sorted(by_worker)
+    # Informational: each queue with its consumers and backlog (a queue without consumers shows it here).
+    queues = checks.queue_status(by_worker) if broker["ok"] else {}
+    if broker["ok"] and queues:
+        for name, age in oldest_ages(list(queues)).items():
+            queues[name]["oldest_age_seconds"] = age
+    beat = checks.beat_status() if database["ok"] else {"ok": False, "last_run": None, "error": "database down"}
+    ok = database["ok"] and broker["ok"] and bool(workers) and beat["ok"]
+    return {"ok": ok, "database": database, "broker": broker, "workers": workers, "queues": queues, "beat": beat}
+
+
+def oldest_ages(names: list[str], timeout: float = 2.0) -> dict[str, float | None]:
+    """Redis: seconds since the oldest waiting message of each queue was published (kombu pushes on the
+    left and pops on the right, so it is the list's last element); None for an empty queue or a message
+    without the header. RabbitMQ cannot show a message without taking it: {}."""
+    app = checks._celery_app()
+    ages: dict[str, float | None] = {}
+    try:
+        with app.connection_for_read() as conn:
+            if conn.transport.driver_type != "redis":
+                return {}
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+            client = conn.default_channel.client
+            now = time.time()
+            for name, raw in zip(names, _last_elements(client, names)):
+                ages[name] = _age(raw, now)
+    except Exception as exc:
+        logger.error("oldest message check failed: %r", exc)
+        return {}
+    return ages
+
+
+def _last_elements(client, names: list[str]) -> list:
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.lindex(name, -1)
+    return pipe.execute()
+
+
+def _age(raw, now: float) -> float | None:
+    if raw is None:
+        return None
+    try:
+        sent = json.loads(raw)["headers"][SENT_AT_HEADER]
+        return round(max(0.0, now - float(sent)), 1)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class Collector:
+    """The snapshot, refreshed when older than `max_age` by one caller at a time."""
+
+    def __init__(self, max_age: float | None = None, source=collect):
+        self._max_age = max_age
+        self._source = source
+        self._lock = threading.Lock()
+        self._snapshot: dict[str, Any] | None = None
+        self._taken = 0.0  # time.monotonic() of the snapshot
+
+    @property
+    def max_age(self) -> float:
+        if self._max_age is not None:
+            return self._max_age
+        return float(getattr(settings, "DEPLOYKIT_STATUS_MAX_AGE", DEFAULT_MAX_AGE))
+
+    def snapshot(self) -> tuple[dict[str, Any], float]:
+        """(the snapshot, its age in seconds)."""
+        if not self._fresh():
+            with self._lock:  # one collection at a time; who waited here finds it fresh
+                if not self._fresh():
+                    self._snapshot = self._source()
+                    self._taken = time.monotonic()
+        return self._snapshot, round(time.monotonic() - self._taken, 1)
+
+    def _fresh(self) -> bool:
+        return self._snapshot is not None and time.monotonic() - self._taken < self.max_age
+
+
+shared = Collector()

@@ -1,0 +1,86 @@
+"""The collector's snapshot as Prometheus gauges, on the registry the project's /metrics serves
+(django-prometheus, prometheus_client's default). Labels are queues and pools, never pods or task ids:
+every web process exports the same values, and alert rules aggregate them with max by (queue)."""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+
+from . import collector as state
+
+
+def _gauge(name: str, doc: str, labels: list[str] | None = None):
+    from prometheus_client.core import GaugeMetricFamily
+
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+NAMES = ("deploykit_broker_up", "deploykit_database_up", "deploykit_queue_messages", "deploykit_queue_consumers",
+         "deploykit_queue_oldest_message_age_seconds", "deploykit_pool_workers",
+         "deploykit_beat_last_tick_timestamp_seconds")
+
+
+class DeploymentCollector:
+    """A prometheus_client custom collector: reads the shared snapshot at each scrape."""
+
+    def __init__(self, source: state.Collector | None = None):
+        self.source = source or state.shared
+
+    def describe(self):
+        # Names only: without describe() prometheus_client would collect (a broker round trip) at register().
+        return [_gauge(name, "") for name in NAMES]
+
+    def collect(self):
+        snapshot, _age = self.source.snapshot()
+        up_broker = _gauge("deploykit_broker_up", "1 when the task broker accepted a connection")
+        up_broker.add_metric([], 1.0 if snapshot["broker"]["ok"] else 0.0)
+        up_database = _gauge("deploykit_database_up", "1 when the database answered")
+        up_database.add_metric([], 1.0 if snapshot["database"]["ok"] else 0.0)
+        yield from (up_broker, up_database)
+
+        messages = _gauge("deploykit_queue_messages", "Messages waiting in the broker", ["queue"])
+        consumers = _gauge("deploykit_queue_consumers", "Workers consuming the queue", ["queue"])
+        oldest = _gauge("deploykit_queue_oldest_message_age_seconds",
+                        "Seconds since the oldest waiting message was published (Redis; 0 when empty)", ["queue"])
+        for name, queue in sorted(snapshot["queues"].items()):
+            if queue.get("backlog") is not None:
+                messages.add_metric([name], float(queue["backlog"]))
+            consumers.add_metric([name], float(len(queue["consumers"])))
+            age = queue.get("oldest_age_seconds")
+            if age is not None or (queue.get("backlog") == 0 and "oldest_age_seconds" in queue):
+                oldest.add_metric([name], float(age or 0.0))  # unknown (a message without the header): absent
+        yield from (messages, consumers, oldest)
+
+        pools = _gauge("deploykit_pool_workers", "Workers answering, per pool (node name before @)", ["pool"])
+        counts: dict[str, int] = {}
+        for worker in snapshot["workers"]:
+            counts[state.pool_of(worker)] = counts.get(state.pool_of(worker), 0) + 1
+        for pool, count in sorted(counts.items()):
+            pools.add_metric([pool], float(count))
+        yield pools
+
+        last_run = snapshot["beat"].get("last_run")
+        if last_run:
+            tick = _gauge("deploykit_beat_last_tick_timestamp_seconds", "Unix time of beat's last tick")
+            moment = datetime.datetime.fromisoformat(last_run)
+            tick.add_metric([], calendar.timegm(moment.utctimetuple()) + moment.microsecond / 1e6)
+            yield tick
+
+
+_registered = False
+
+
+def register() -> bool:
+    """Add the collector to prometheus_client's default registry once; False when prometheus_client is not
+    installed (a project without /metrics)."""
+    global _registered
+    if _registered:
+        return True
+    try:
+        from prometheus_client import REGISTRY
+    except ImportError:
+        return False
+    REGISTRY.register(DeploymentCollector())
+    _registered = True
+    return True
