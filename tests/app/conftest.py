@@ -169,11 +169,13 @@ def start_session_app(logdir):
 def worker(django_db_setup, django_db_blocker, redis_server, smtp_server, start_session_app):
     """A real prefork worker (deploykit-worker) consuming default, io and images."""
     heartbeat = WORKDIR / "worker-heartbeat"
+    metrics_port = free_port()
     proc = start_session_app(
         "deploykit-worker", name="worker",
         CELERY_WORKER_QUEUES="default,io,images", CELERY_WORKER_CONCURRENCY="2",
-        DEPLOYKIT_HEARTBEAT_FILE=heartbeat,
+        DEPLOYKIT_HEARTBEAT_FILE=heartbeat, DEPLOYKIT_WORKER_METRICS_PORT=str(metrics_port),
     )
     wait_heartbeat(heartbeat, proc)
     proc.heartbeat = heartbeat
+    proc.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     return proc

@@ -267,6 +267,48 @@ def test_metrics_show_backlog_oldest_age_consumers_pools_and_beat(pod_client, wo
     assert abs(value("deploykit_beat_last_tick_timestamp_seconds") - time.time()) < 60
 
 
+def scrape(url: str) -> dict[tuple, float]:
+    """{(sample name, sorted labels): value} of a Prometheus endpoint."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_worker_metrics_count_outcomes_queue_wait_and_run_time(worker):
+    """The worker's own endpoint (DEPLOYKIT_WORKER_METRICS_PORT), from its main process with prefork children:
+    a success, a failure and a task that retries once then succeeds, each counted once by outcome."""
+    def delta(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    before = scrape(worker.metrics_url)
+    ok, bad, flaky = tasks.add.delay(2, 3), tasks.add.delay("a", 1), tasks.side_effect_flaky.delay(1)
+    assert ok.get(timeout=60) == 5 and flaky.get(timeout=60) == 1
+    wait_state(bad, ("FAILURE",))
+    after: dict = {}
+
+    def counted() -> bool:  # the child stores the result before the main process acknowledges
+        after.update(scrape(worker.metrics_url))
+        return (delta("deploykit_tasks_finished_total", task="jobs.tasks.side_effect_flaky", outcome="success") >= 1
+                and delta("deploykit_tasks_finished_total", task="jobs.tasks.add", outcome="failure") >= 1)
+
+    wait_for(counted, 30, "the worker to count the three tasks", interval=0.2)
+    add, flaky_name = "jobs.tasks.add", "jobs.tasks.side_effect_flaky"
+    assert delta("deploykit_tasks_finished_total", task=add, outcome="success") == 1
+    assert delta("deploykit_tasks_finished_total", task=add, outcome="failure") == 1
+    assert delta("deploykit_tasks_finished_total", task=flaky_name, outcome="retry") == 1
+    assert delta("deploykit_tasks_finished_total", task=flaky_name, outcome="success") == 1
+    assert delta("deploykit_task_runtime_seconds_count", task=add) == 2
+    assert delta("deploykit_task_queue_wait_seconds_count", task=add) == 2
+    assert delta("deploykit_task_queue_wait_seconds_count", task=flaky_name) == 2  # the retry was published anew
+    assert delta("deploykit_task_queue_wait_seconds_bucket", task=flaky_name, le="+Inf") == 2
+    assert ("deploykit_worker_tasks", (("state", "running"),)) in after
+
+
 def test_cleanup_removes_expired_rows_and_files(api, worker, settings):
     response = api.post("/api/images/", {"file": image_file(size=(300, 200))})
     data = poll_json(api, response.json()["url"], lambda b: b["status"] in ("done", "failed"))

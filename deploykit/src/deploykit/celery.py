@@ -56,7 +56,8 @@ class BoundedRedeliveryTask(DjangoTask):
     """
 
     # A task killed by a connection-loss cancel it was not part of is redelivered, not REVOKED and acked.
-    Request = "deploykit.delivery.request:RedeliverUnrevokedRequest"
+    # Its subclass counts each task for the worker's Prometheus endpoint (ops/task_metrics.py).
+    Request = "deploykit.ops.task_metrics:MeasuredRequest"
 
     def __call__(self, *args, **kwargs):
         request = self.request
@@ -153,6 +154,30 @@ TASK_CLASS = "deploykit.celery:BoundedRedeliveryTask"
 # checked at import (deploykit.versions).
 
 
+class MetricsServerStep(bootsteps.StartStopStep):
+    """Serves the worker's task metrics (ops/task_metrics.py) on DEPLOYKIT_WORKER_METRICS_PORT from the main
+    process, for the worker's whole life (a worker-blueprint step: not restarted with the consumer)."""
+
+    def __init__(self, worker, **kwargs):
+        from django.conf import settings
+
+        self.port = int(getattr(settings, "DEPLOYKIT_WORKER_METRICS_PORT", 0) or 0)
+        self.server = None
+        super().__init__(worker, **kwargs)
+
+    def start(self, worker):
+        if self.port:
+            from .ops import task_metrics
+
+            self.server = task_metrics.serve(self.port)
+            logger.info("task metrics on :%d/metrics", self.port)
+
+    def stop(self, worker):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
+
+
 def install_task_class(app) -> None:
     """Make BoundedRedeliveryTask (mixed into the project's own task class, if it set one) the base of the
     tasks `app` creates. Celery creates every `@app.task` and `@shared_task` task when the app is finalized
@@ -188,6 +213,7 @@ def install(app) -> None:
     app._deploykit_installed = True
     app.steps["consumer"].add(HeartbeatStep)
     app.steps["consumer"].add(LeaseStep)
+    app.steps["worker"].add(MetricsServerStep)
     rabbitmq.install(app)  # RabbitMQ: a worker facing queues of another type says how to migrate
     results.install(app)  # Redis results: a task state in one round trip
     dbconn.install(app)

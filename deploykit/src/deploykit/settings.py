@@ -282,6 +282,7 @@ def _celery(env: Env, ns: dict) -> None:
     ns["CELERY_BROKER_HEARTBEAT"] = 30
     heartbeat_max_age = ns["DEPLOYKIT_HEARTBEAT_MAX_AGE"] = env.value("DEPLOYKIT_HEARTBEAT_MAX_AGE")
     ns["DEPLOYKIT_HEARTBEAT_FILE"] = env.value("DEPLOYKIT_HEARTBEAT_FILE")
+    ns["DEPLOYKIT_WORKER_METRICS_PORT"] = env.value("DEPLOYKIT_WORKER_METRICS_PORT")
     # Touch well within the max age (every 10 s with the default 60 s).
     ns["DEPLOYKIT_HEARTBEAT_INTERVAL"] = max(1, min(10, heartbeat_max_age // 4))
     ns["DEPLOYKIT_CONSUMED_QUEUES"] = env.value("DEPLOYKIT_CONSUMED_QUEUES")  # manage.py check_queues
