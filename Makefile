@@ -13,7 +13,7 @@ include $(sort $(wildcard mk/*.mk))
 
 # Suites run by `make test`, in this order: host-only and fast first, then the running stacks.
 # Set here (not in the fragments) so the order is explicit.
-TEST_SUITES := contract-check pools-check test-release test-release-registry test-project test-ansible-unit test-app test-matrix bench-check test-fuzz test-storage chart-test security-scan test-compose test-compose-rabbitmq test-compose-s3 test-project-image test-compose-project test-dev test-security chaos-ci test-ansible test-k8s
+TEST_SUITES := contract-check pools-check test-alerts test-release test-release-registry test-project test-ansible-unit test-app test-matrix bench-check test-fuzz test-storage chart-test security-scan test-compose test-compose-rabbitmq test-compose-s3 test-project-image test-compose-project test-dev test-security chaos-ci test-ansible test-k8s
 
 .PHONY: help venv docker lock test
 help: ## List the targets
