@@ -23,6 +23,7 @@ from .helm_template_generator import CHART_DIR, HelmFailed, render_chart
     ({"storage": {"objectStore": {"enabled": "yes"}}}, r"/storage/objectStore/enabled.*got string, want boolean"),
     ({"storage": {"objectStore": {"persistance": {}}}}, r"additional properties 'persistance' not allowed"),
     ({"image": {"digest": "0.1.0"}}, r"/image/digest.*does not match pattern"),
+    ({"metrics": {"prometheusRule": {"queueAgeBudgets": {"images": "1h"}}}}, r"/metrics/prometheusRule/queueAgeBudgets/images.*want integer"),
 ])
 def test_schema_rejects_with_key_named(values, message):
     with pytest.raises(HelmFailed, match=message):
