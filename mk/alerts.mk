@@ -9,4 +9,4 @@ promtool: ## Fetch promtool from Debian's prometheus package into .tools/bin (ex
 
 test-alerts: promtool ## promtool check + test the alert rules: each alert fires and stays quiet (tests/alerts; seconds)
 	promtool check rules $(ALERT_RULES) tests/alerts/overrides.example.yml
-	promtool test rules tests/alerts/alerts.test.yml
+	promtool test rules tests/alerts/alerts.test.yml tests/alerts/alerts-day.test.yml
