@@ -13,8 +13,13 @@ export PROJECT_ENV PROJECT_SECRETS
 COMPOSE_PROJECT ?= blueprint
 # Image names chosen by the last `make images` win over .env (only image variables are in that file).
 COMPOSE_IMAGES_ENV := build/compose-images.env
+# Optional parts of the stack: PROFILE=observability adds Prometheus, Alertmanager and the exporters
+# (compose/observability.yaml, docs/observability.md).
+PROFILE ?=
+export PROFILE
 # The variant files given after compose/compose.yaml, and the env files (later ones win), in Compose's order.
-COMPOSE_VARIANTS = $(if $(filter rabbitmq,$(BROKER)),compose/rabbitmq.yaml) $(if $(filter s3,$(STORAGE)),compose/compose.s3.yaml)
+COMPOSE_VARIANTS = $(if $(filter rabbitmq,$(BROKER)),compose/rabbitmq.yaml) $(if $(filter s3,$(STORAGE)),compose/compose.s3.yaml) \
+	$(if $(filter observability,$(PROFILE)),compose/observability.yaml $(if $(filter rabbitmq,$(BROKER)),compose/observability.rabbitmq.yaml))
 COMPOSE_ENV_FILES = $(COMPOSE_ENV_FILE) $(PROJECT_ENV)
 # The worker pools declared in the env files (WORKER_POOLS), one service each, with what the variants change
 # in every pool: written by compose/scripts/gen-pools.py (docs/compose.md#worker-pools), given last.
@@ -47,7 +52,7 @@ pools-check: venv ## The pools generator's tests, and compose/compose.pools.yaml
 	$(PY) -m pytest -q -p no:cacheprovider compose/scripts/test_gen_pools.py $(PYTEST_ARGS)
 	$(PY) compose/scripts/gen-pools.py --env-file .env.example -o compose/compose.pools.yaml --check
 
-up: docker compose-env images compose-pools ## Start the stack, or redeploy it (web rolled without a failed request); BROKER=rabbitmq for RabbitMQ
+up: docker compose-env images compose-pools ## Start the stack, or redeploy it (web rolled without a failed request); BROKER=rabbitmq for RabbitMQ, PROFILE=observability for Prometheus
 	@compose/scripts/rollout-web.sh $(COMPOSE)
 	@$(COMPOSE) up -d --wait --wait-timeout 300 --remove-orphans || { compose/scripts/show-failed.sh $(COMPOSE); exit 1; }
 	@compose/scripts/print-urls.sh $(COMPOSE_ENV_FILE) "$(COMPOSE)"
@@ -71,8 +76,8 @@ scale-workers: compose-pools ## Run N containers of one worker pool (make scale-
 shell: compose-pools ## Django shell in a one-off app container (S=service for a shell in a running one)
 	@$(if $(S),$(COMPOSE) exec $(S) bash,$(COMPOSE) run --rm web python manage.py shell)
 
-test-compose: venv docker ## Build (offline in CI), start a throw-away stack, run the smoke suite incl. scaling and browser, tear down
-	@compose/scripts/test-stack.sh redis
+test-compose: venv docker ## Build (offline in CI), start a throw-away stack (with the observability profile), run the smoke suite incl. scaling, browser and alerts, tear down
+	@compose/scripts/test-stack.sh redis filesystem observability
 
 test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ variant
 	@compose/scripts/test-stack.sh rabbitmq

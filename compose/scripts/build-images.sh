@@ -15,6 +15,9 @@
 # The app image is built from the configured project (compose/images/app/prepare.sh, docs/your-project.md):
 # PROJECT_DIR, PROJECT_REQUIREMENTS, DJANGO_SETTINGS_MODULE and BASE_PYTHON, from the environment or .env
 # (ENV_FILE); by default the reference project in app/.
+# PROFILE=observability (make up PROFILE=..., compose/observability.yaml) also builds NS/monitoring:trixie:
+# Prometheus, Alertmanager and the exporters from Debian 13 packages, in both modes (the official images of
+# those projects name their binaries and paths differently; one recipe keeps one set of commands).
 # Tags: app and proxy get the git description (IMAGE_TAG overrides it; build/compose-images.env names
 # it), `latest` and the release version in VERSION. Labels (OCI), added to every image built here:
 # version = VERSION, revision = the commit, source = IMAGE_SOURCE (default: the chart's home); title and
@@ -61,6 +64,16 @@ build() { # build IMAGE_NAME CONTEXT [docker build args...]
   fi
 }
 
+# The observability profile's image, only when the profile is used; prints its env line (to stdout).
+monitoring() { # monitoring BASE_IMAGE
+  case " ${PROFILE:-} " in
+    *observability*) ;;
+    *) echo "# MONITORING_IMAGE: not built (PROFILE=observability builds $NS/monitoring)"; return ;;
+  esac
+  build "$NS/monitoring:trixie" compose/images/monitoring --build-arg BASE_IMAGE="$1" >&2
+  echo "MONITORING_IMAGE=$NS/monitoring:trixie"
+}
+
 MODE=$(resolve_mode)
 say "building the Compose images ($MODE; BUILD_MODE=${BUILD_MODE:-auto})"
 mkdir -p build
@@ -89,10 +102,12 @@ if [ "$MODE" = offline ]; then
     compose/images/s3/build.sh image
     s3_image="S3_IMAGE=blueprint/s3:$(compose/images/s3/build.sh version)"
   fi
+  monitoring_image=$(monitoring "$base")
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
 APP_IMAGE=$NS/app:$TAG
 PROXY_IMAGE=$NS/proxy:$TAG
+$monitoring_image
 POSTGRES_IMAGE=$NS/postgres:17
 REDIS_IMAGE=$NS/redis:8
 RABBITMQ_IMAGE=$NS/rabbitmq:4
@@ -104,11 +119,13 @@ else
   mapfile -t app_build <build/app-build-args
   build "$NS/app:$TAG" "${app_build[0]}" -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
     "${app_build[@]:1}"
+  monitoring_image=$(monitoring debian:trixie-slim)
   cat >"$OUT" <<ENV
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
 # Postgres/Redis/RabbitMQ: the official images (compose/compose.yaml defaults).
 APP_IMAGE=$NS/app:$TAG
 PROXY_IMAGE=$NS/proxy:$TAG
+$monitoring_image
 ENV
 fi
 say "images ready in $((SECONDS - start)) s ($OUT):"

@@ -26,5 +26,8 @@ The stack is up and healthy.
   Flower   $base/flower/   user $(get FLOWER_USER ops), password FLOWER_PASSWORD in $ENV_FILE
   HTTP     http://$host:$(get PROXY_HTTP_PORT 8080)/ redirects to HTTPS
 TEXT
+if [ "${PROFILE:-}" = observability ]; then
+  echo "  Metrics  Prometheus http://127.0.0.1:$(get PROMETHEUS_PORT 9090)/  Alertmanager http://127.0.0.1:$(get ALERTMANAGER_PORT 9093)/ (loopback only)"
+fi
 [ -f "$ca" ] && echo "  TLS      signed by the stack's local CA: $ca (e.g. curl --cacert $ca $base/readyz)"
 echo "  Also     make ps | make logs | make scale-workers POOL=default N=3 | make shell | make down"

@@ -2,7 +2,9 @@
 # `make test-compose[-rabbitmq]`: build the images (offline unless BUILD_MODE says otherwise), bring up a
 # throw-away stack under its own project name and ports (so a user's `make up` is untouched), run the
 # smoke suite against it, print the logs if anything failed, and always tear it down with its volumes.
-# Usage: test-stack.sh redis|rabbitmq [filesystem|s3]
+# Usage: test-stack.sh redis|rabbitmq [filesystem|s3] [observability]
+# observability: the stack with the observability profile (compose/observability.yaml) and its live tests
+# (tests/smoke/test_observability.py), in the same run: a stack of its own would cost minutes more.
 # PROJECT_ENV=FILE: a project of its own instead of app/, deployed from that configuration file alone (as
 # `make up PROJECT_ENV=FILE` does; docs/your-project.md), then only the generic smoke tests (not the
 # reference project's API: `-m "not reference"`).
@@ -10,6 +12,7 @@ set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 BROKER=${1:-redis}
 export STORAGE=${2:-filesystem}
+export PROFILE=${3:-}
 export BUILD_MODE=${BUILD_MODE:-offline}
 # (Not `$([ ... ] && echo -s3)`: an assignment takes its substitution's status, and errexit would stop here.)
 PROJECT=blueprint-test-$BROKER
@@ -47,6 +50,17 @@ compose/scripts/gen-env.sh "$ENV_FILE" >/dev/null
 VARIANTS=()
 [ "$BROKER" = rabbitmq ] && VARIANTS+=(-f compose/rabbitmq.yaml)
 [ "$STORAGE" = s3 ] && VARIANTS+=(-f compose/compose.s3.yaml)
+if [ "$PROFILE" = observability ]; then
+  VARIANTS+=(-f compose/observability.yaml)
+  [ "$BROKER" = rabbitmq ] && VARIANTS+=(-f compose/observability.rabbitmq.yaml)
+  # Loopback ports away from `make up`'s 9090/9093.
+  export PROMETHEUS_PORT=${SMOKE_PROMETHEUS_PORT:-19090} ALERTMANAGER_PORT=${SMOKE_ALERTMANAGER_PORT:-19093}
+  # The shipped rules stay as they are; this extra rules file (loaded through PROMETHEUS_EXTRA_RULES, as a
+  # user's settings would be) adds a copy of them with `for: 0s`, so a stopped pool fires within seconds.
+  export PROMETHEUS_EXTRA_RULES=build/$PROJECT-fast-rules.yml
+  .venv/bin/python tests/smoke/fast_rules.py helm/django-celery/files/alerts.yml "$PROMETHEUS_EXTRA_RULES"
+  export SMOKE_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT SMOKE_ALERTMANAGER_URL=http://127.0.0.1:$ALERTMANAGER_PORT
+fi
 ENV_FILES=(--env-file "$ENV_FILE")
 [ -n "$PROJECT_ENV" ] && ENV_FILES+=(--env-file "$PROJECT_ENV")
 # The worker pools the env files declare, as `make up` writes them (docs/compose.md#worker-pools).

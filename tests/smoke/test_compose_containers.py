@@ -21,10 +21,18 @@ EXPECTED_PROCESS = {
     "redis": "redis-server",
     "rabbitmq": "beam.smp",
     "s3": "versitygw",
+    # The observability profile (compose/observability.yaml).
+    "prometheus": "prometheus --config.file",
+    "alertmanager": "prometheus-alertmanager",
+    "redis-exporter": "prometheus-redis-exporter",
+    "postgres-exporter": "prometheus-postgres-exporter",
 }
 # Ports each service must listen on inside the Compose network.
 EXPECTED_PORTS = {"proxy": {8080, 8443}, "web": {8000}, "flower": {5555}, "postgres": {5432}, "redis": {6379},
-                  "rabbitmq": {5672}, "s3": {9000}}
+                  "rabbitmq": {5672}, "s3": {9000}, "prometheus": {9090}, "alertmanager": {9093},
+                  "redis-exporter": {9121}, "postgres-exporter": {9187}}
+# Published on loopback besides the proxy: the observability profile's UIs (no authentication, so never wider).
+LOOPBACK_UIS = {"prometheus": {"9090/tcp"}, "alertmanager": {"9093/tcp"}}
 # The worker pools the stack runs (SMOKE_POOLS: the services whose replicas are not 0; default: the reference's).
 POOLS = set(os.environ.get("SMOKE_POOLS", "worker-default,worker-io,worker-images").split(","))
 APP_SERVICES = {"web", "beat", "flower"} | POOLS
@@ -116,7 +124,7 @@ def test_processes_run_as_non_root_with_the_service_at_pid1_or_its_child(contain
         assert any(expected in cmd for cmd in top), f"{name}: {expected!r} is not PID 1 or its child: {top}"
 
 
-def test_ports_listen_inside_the_network_and_only_the_proxy_is_published_on_loopback(containers):
+def test_ports_listen_inside_the_network_and_only_the_proxy_and_uis_are_published_on_loopback(containers):
     for name, c in containers.items():
         svc = service(c)
         host = testinfra.get_host(f"docker://{name}")
@@ -124,6 +132,9 @@ def test_ports_listen_inside_the_network_and_only_the_proxy_is_published_on_loop
         published = {port: bindings for port, bindings in (c["NetworkSettings"]["Ports"] or {}).items() if bindings}
         if svc == "proxy":
             assert set(published) == {"8080/tcp", "8443/tcp"}, published
+            assert all(b["HostIp"] == "127.0.0.1" for bindings in published.values() for b in bindings), published
+        elif svc in LOOPBACK_UIS:
+            assert set(published) == LOOPBACK_UIS[svc], published
             assert all(b["HostIp"] == "127.0.0.1" for bindings in published.values() for b in bindings), published
         else:
             assert not published, f"{name} publishes {published}"
@@ -133,8 +144,8 @@ def test_no_secret_in_the_environment_of_services_that_do_not_need_it(containers
     # Which services may hold which secret (in its own variable or inside a URL such as DATABASE_URL).
     allowed = {
         "DJANGO_SECRET_KEY": APP_SERVICES | {"migrate"},
-        "POSTGRES_PASSWORD": APP_SERVICES | {"migrate", "postgres"},
-        "REDIS_PASSWORD": APP_SERVICES | {"migrate", "redis"},
+        "POSTGRES_PASSWORD": APP_SERVICES | {"migrate", "postgres", "postgres-exporter"},
+        "REDIS_PASSWORD": APP_SERVICES | {"migrate", "redis", "redis-exporter"},
         "RABBITMQ_PASSWORD": APP_SERVICES | {"migrate", "rabbitmq"},
         "FLOWER_PASSWORD": {"flower"},
         "DJANGO_SUPERUSER_PASSWORD": {"migrate"},
