@@ -14,7 +14,11 @@ REPO = Path(__file__).resolve().parents[2]
 # The app suite's helpers for real services and processes (one copy: tests/app/app_services.py).
 sys.path.insert(0, str(REPO / "tests" / "app"))
 from app_services import AppProcess, Redis, app_env, free_port, port_open, wait_for  # noqa: E402,F401
-COMPOSE_FILES = {"redis": ["compose/compose.yaml"], "rabbitmq": ["compose/compose.yaml", "compose/rabbitmq.yaml"]}
+# Each variant checked: the two brokers, and the observability profile on each (docs/observability.md).
+COMPOSE_FILES = {"redis": ["compose/compose.yaml"], "rabbitmq": ["compose/compose.yaml", "compose/rabbitmq.yaml"],
+                 "redis-observability": ["compose/compose.yaml", "compose/observability.yaml"],
+                 "rabbitmq-observability": ["compose/compose.yaml", "compose/rabbitmq.yaml", "compose/observability.yaml",
+                                            "compose/observability.rabbitmq.yaml"]}
 # Services that run the app image (web, the reference's Celery pools of .env.example, beat, Flower, migrations).
 APP_SERVICES = ("web", "worker-default", "worker-io", "worker-images", "beat", "flower", "migrate")
 # Environment variable names whose values are secrets (docs/configuration.md, .env.example).

@@ -18,6 +18,10 @@ READ_ONLY = (*APP_SERVICES, "proxy")
 WRITABLE_MOUNTS = {"web": {"/var/lib/app/media"}, "worker-default": {"/var/lib/app/media"}, "worker-io": {"/var/lib/app/media"},
                    "worker-images": {"/var/lib/app/media"}, "migrate": {"/var/lib/app/media"},
                    "beat": set(), "flower": set(), "proxy": {"/data", "/config"}}
+# The observability profile: read-only too, writing only its data volumes; its two UIs published on loopback.
+MONITORING_WRITABLE = {"prometheus": {"/prometheus"}, "alertmanager": {"/alertmanager"}, "redis-exporter": set(),
+                       "postgres-exporter": set()}
+LOOPBACK_UIS = {"prometheus", "alertmanager"}
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +51,12 @@ def test_no_service_gets_privileges_or_host_namespaces(model):
         assert user not in ("root", "0"), f"{name} runs as root"
 
 
-def test_only_the_proxy_is_published_and_only_on_loopback(model):
+def test_only_the_proxy_and_monitoring_uis_are_published_and_only_on_loopback(model):
     published = {name: svc["ports"] for name, svc in active(model).items() if svc.get("ports")}
-    assert set(published) == {"proxy"}, f"services published on the host: {sorted(published)}"
-    for port in published["proxy"]:
-        assert port.get("host_ip") == "127.0.0.1", f"proxy port {port} is not bound to loopback by default"
+    assert set(published) - LOOPBACK_UIS == {"proxy"}, f"services published on the host: {sorted(published)}"
+    for name, ports in published.items():
+        for port in ports:
+            assert port.get("host_ip") == "127.0.0.1", f"{name} port {port} is not bound to loopback by default"
 
 
 def test_app_and_proxy_root_filesystems_are_read_only(model):
@@ -62,6 +67,13 @@ def test_app_and_proxy_root_filesystems_are_read_only(model):
         assert "/tmp" in [t.split(":")[0] for t in svc.get("tmpfs", [])], f"{name}: no tmpfs /tmp"
         targets = {v["target"] for v in svc.get("volumes", [])}
         assert targets <= WRITABLE_MOUNTS[name], f"{name}: unexpected writable mounts {targets - WRITABLE_MOUNTS[name]}"
+    for name, allowed in MONITORING_WRITABLE.items():
+        if name not in services:
+            continue
+        svc = services[name]
+        assert svc.get("read_only") is True, f"{name}: root filesystem is writable"
+        writable = {v["target"] for v in svc.get("volumes", []) if not v.get("read_only")}
+        assert writable <= allowed, f"{name}: unexpected writable mounts {writable - allowed}"
 
 
 def test_brokers_and_database_require_passwords(model):
