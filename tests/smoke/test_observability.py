@@ -109,12 +109,14 @@ def test_every_dashboard_panel_finds_data(tasks_ran, title, expr):
 def test_a_stopped_worker_pool_fires_its_alert(compose_cmd, pools):
     # The pool to stop: images if the project has it (nothing else waits on it), else its last pool.
     service = "worker-images" if "worker-images" in pools else pools[-1]
-    before = {r["metric"]["pool"] for r in poll(lambda: query("deploykit_pool_workers"), bool, TIMEOUT, 2)}
+    def answering() -> set[str]:
+        return {r["metric"]["pool"] for r in query("deploykit_pool_workers") if float(r["value"][1]) > 0}
+
+    before = poll(answering, bool, TIMEOUT, 2, what="deploykit_pool_workers")
     compose(compose_cmd, "stop", service)
     try:
-        # The pool's label is the one that leaves the web tier's deploykit_pool_workers.
-        gone = poll(lambda: before - {r["metric"]["pool"] for r in query("deploykit_pool_workers")}, bool,
-                    TIMEOUT, 2, what=f"{service} gone from deploykit_pool_workers")
+        # The pool's label is the one that leaves the web tier's deploykit_pool_workers (or drops to 0).
+        gone = poll(lambda: before - answering(), bool, TIMEOUT, 2, what=f"{service} gone from deploykit_pool_workers")
         (pool,) = gone
         # The test copy (`for: 0s`, tests/smoke/fast_rules.py) fires; the shipped rule, same expression, waits
         # out its 10 minutes as pending.
