@@ -79,8 +79,8 @@ shell: compose-pools ## Django shell in a one-off app container (S=service for a
 test-compose: venv docker ## Build (offline in CI), start a throw-away stack (with the observability profile), run the smoke suite incl. scaling, browser and alerts, tear down
 	@compose/scripts/test-stack.sh redis filesystem observability
 
-test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ variant
-	@compose/scripts/test-stack.sh rabbitmq
+test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ variant (with the observability profile: its RabbitMQ exporter)
+	@compose/scripts/test-stack.sh rabbitmq filesystem observability
 
 test-compose-s3: venv docker ## The same smoke suite in S3 mode (compose.s3.yaml: versitygw, no shared volume)
 	@compose/scripts/test-stack.sh redis s3
