@@ -59,6 +59,7 @@ def test_empty_controller_list_admits_no_controller_not_every_pod():
     # It used to render a rule without `from`: every pod of every namespace.
     values = {"networkPolicy": {"ingressControllers": [], "prometheus": {"namespace": ""}}}
     assert web_sources(values) == [OWN_PODS]
+    assert web_sources({"networkPolicy": {"ingressControllers": [], "prometheus": None}}) == [OWN_PODS]
 
 
 def test_controllers_are_configurable():
