@@ -220,3 +220,22 @@ def test_status_says_how_old_its_snapshot_is(pod, monkeypatch):
     monkeypatch.setattr(collector, "shared", collector.Collector(max_age=60, source=lambda: {"ok": True, "n": 1}))
     first = pod.get("/status").json()
     assert first == {"ok": True, "n": 1, "age_seconds": 0.0}
+
+
+def test_metrics_without_the_projects_own_view(pod, monkeypatch):
+    """A project whose URLconf has no /metrics (no django-prometheus) still gets deploykit's."""
+    from django.urls import Resolver404
+
+    from deploykit.ops import middleware
+
+    real = middleware.resolve
+
+    def project_without_metrics(path, urlconf=None):
+        if urlconf is None and path == "/metrics":
+            raise Resolver404(path)
+        return real(path, urlconf=urlconf)
+
+    monkeypatch.setattr(middleware, "resolve", project_without_metrics)
+    monkeypatch.setattr(checks, "check_broker", lambda: {"ok": False, "error": "down"})
+    response = pod.get("/metrics")
+    assert response.status_code == 200 and b"deploykit_broker_up 0.0" in response.content

@@ -26,7 +26,7 @@ def request_for(task_id: str):
         queue.put(body, headers=headers, serializer="json", **properties)
         message = queue.get(timeout=5)
         queue.close()
-        assert symbol_by_name(tasks.sleep.Request) is RedeliverUnrevokedRequest  # every task of the app
+        assert issubclass(symbol_by_name(tasks.sleep.Request), RedeliverUnrevokedRequest)  # every task of the app
         request = RedeliverUnrevokedRequest(message, on_ack=message.ack_log_error, app=app, task=tasks.sleep)
         return request, message
 

@@ -27,6 +27,7 @@ CRD_SOURCES = {
     "github.com/prometheus-operator/prometheus-operator@v0.85.0": [
         "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
         "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+        "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
     ],
 }
 

@@ -245,12 +245,17 @@ def test_networkpolicy_admits_only_file_handling_app_pods():
     assert "django-celery/client" not in sts["spec"]["template"]["metadata"]["labels"]
 
 
-def test_networkpolicy_with_ingress_admits_the_controller_namespaces():
-    values = deep_merge(INGRESS, {"networkPolicy": {"ingressNamespaces": ["ingress-nginx"]}})
-    policy = render_chart(values=values, show_only=["templates/networkpolicy/networkpolicy-s3.yaml"])[0]
+def test_networkpolicy_with_ingress_admits_the_controller_pods_only():
+    policy = render_chart(values=INGRESS, show_only=["templates/networkpolicy/networkpolicy-s3.yaml"])[0]
     assert policy["spec"]["ingress"][1] == {
         "ports": [{"port": 9000, "protocol": "TCP"}],
-        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]}
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx",
+                                                  "app.kubernetes.io/component": "controller"}}}]}
+    # No controller listed: no route through the Ingress, not a rule open to every pod.
+    values = deep_merge(INGRESS, {"networkPolicy": {"ingressControllers": []}})
+    policy = render_chart(values=values, show_only=["templates/networkpolicy/networkpolicy-s3.yaml"])[0]
+    assert len(policy["spec"]["ingress"]) == 1
     objects = render_chart(values=deep_merge(STORE, {"networkPolicy": {"enabled": False}}))
     assert not of_kind(objects, "NetworkPolicy")
 

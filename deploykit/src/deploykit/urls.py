@@ -8,4 +8,7 @@ urlpatterns = [
     path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
     path("status", probes.status, name="status"),
+    # prometheus_client's default registry (deploykit's gauges included) for a project without its own
+    # /metrics; a project's URLconf that serves /metrics (django-prometheus) is resolved first.
+    path("metrics", probes.metrics, name="metrics"),
 ]

@@ -454,3 +454,17 @@ volumeClaimTemplates:
 {{- end }}
 {{- toJson $components }}
 {{- end }}
+
+{{/* One NetworkPolicy peer from a networkPolicy.ingressControllers / .prometheus entry (takes the entry):
+`cidr` (an ipBlock: a hostNetwork controller's nodes, a load balancer sending to pod IPs), else the pods
+with `podLabels` ({}: all) in `namespace` (empty: the release's own). */}}
+{{- define "dc.networkPolicyPeer" -}}
+{{- $peer := dict }}
+{{- if .cidr }}
+{{- $_ := set $peer "ipBlock" (dict "cidr" .cidr) }}
+{{- else }}
+{{- with .namespace }}{{ $_ := set $peer "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .)) }}{{ end }}
+{{- $_ := set $peer "podSelector" (ternary (dict "matchLabels" .podLabels) dict (not (empty .podLabels))) }}
+{{- end }}
+{{- list $peer | toYaml }}
+{{- end }}

@@ -6,6 +6,16 @@ Render-time checks: each `fail` names the values to change. Called from validate
 {{- if not (index $v.config.env "DJANGO_ALLOWED_HOSTS") }}
 {{- fail "config.env.DJANGO_ALLOWED_HOSTS is required: the host names the app answers to" }}
 {{- end }}
+{{- /* gunicorn would trust forwarded headers from every pod (#20 item 5); an empty value means `*` too. */}}
+{{- $trusted := index $v.config.env "FORWARDED_ALLOW_IPS" | toString | trim }}
+{{- if or (not $trusted) (contains "*" $trusted) }}
+{{- fail "config.env.FORWARDED_ALLOW_IPS must list the ingress controller's addresses or CIDRs (e.g. the pod network's), not * or empty: any pod could claim HTTPS and any client address (docs/helm.md#forwarded-headers)" }}
+{{- end }}
+{{- range $v.networkPolicy.ingressControllers }}
+{{- if and .cidr (or .namespace .podLabels) }}
+{{- fail (printf "networkPolicy.ingressControllers: an entry has either cidr or namespace/podLabels, not both (%v)" .) }}
+{{- end }}
+{{- end }}
 {{- if not $v.secrets.existingSecret }}
 {{- if and (not $v.database.url) (not $v.postgresql.enabled) }}
 {{- fail "database.url is required (or secrets.existingSecret with DATABASE_URL, or postgresql.enabled=true for evaluation)" }}

@@ -5,7 +5,7 @@ configuration contract (typed, with its declared defaults), logs to stdout. GUNI
 import os
 
 from deploykit import contract
-from deploykit.ops import gunicorn_drain
+from deploykit.ops import gunicorn_drain, gunicorn_forwarded
 from deploykit.config.env import Env
 
 env = Env(contract=contract.load())
@@ -29,7 +29,8 @@ if env.value("LOG_FORMAT") == "json":
         '"path":"%(U)s","query":"%(q)s","status":%(s)s,"bytes":"%(B)s","duration_ms":%(M)s,'
         '"user_agent":"%(a)s"}'
     )
-# The reverse proxy in front sets X-Forwarded-Proto; Django reads it (SECURE_PROXY_SSL_HEADER).
+# The reverse proxy in front sets X-Forwarded-Proto/-For; Django and the rate limits read them. Only the
+# peers listed here may: pre_request drops those headers from any other (deploykit/ops/gunicorn_forwarded.py).
 forwarded_allow_ips = env.value("FORWARDED_ALLOW_IPS")
 # Docker's /dev/shm is a tmpfs, unlike /tmp on some hosts: heartbeats stay fast under disk pressure.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -49,4 +50,6 @@ def when_ready(server):
     gunicorn_drain.install(server, settings.DEPLOYKIT_WEB_DRAIN_SECONDS)
 
 
-pre_request = gunicorn_drain.pre_request
+def pre_request(worker, req):
+    gunicorn_forwarded.pre_request(worker, req)
+    gunicorn_drain.pre_request(worker, req)
