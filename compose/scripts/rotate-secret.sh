@@ -117,12 +117,14 @@ switch() {
 # stopped before its successor starts (never two), Flower recreated. One-off services (migrate) take the
 # new value at their next run.
 roll() {
-  local services service
+  local services service others=beat
   services=$("${compose[@]}" ps --services --status running)
-  for service in web $(grep '^worker-' <<<"$services" || true); do
+  # Flower's password alone changes Flower's configuration only: the rest keeps running untouched.
+  if [ "${names[*]}" = FLOWER_PASSWORD ]; then services=$(grep -x flower <<<"$services" || true); others=; fi
+  for service in $(grep -x -e web -e 'worker-.*' <<<"$services" || true); do
     ROLLOUT_SERVICE=$service "$here/rollout-web.sh" "${compose[@]}"
   done
-  for service in beat flower; do
+  for service in $others flower; do
     if grep -qx "$service" <<<"$services"; then
       say "recreating $service"
       "${compose[@]}" up -d --wait --no-deps "$service"
