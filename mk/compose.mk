@@ -33,7 +33,7 @@ COMPOSE = $(call compose_cmd,$(COMPOSE_VARIANTS),$(COMPOSE_POOLS))
 N ?= 3
 POOL ?= default
 
-.PHONY: images up rollout-web down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
+.PHONY: images up rollout-web rotate-secret down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
 
 # An example of this repository (examples/<name>/deploy/compose.env) gets its uv.lock made first (rule below).
 EXAMPLE_LOCK = $(if $(filter examples/%/deploy/compose.env,$(PROJECT_ENV)),$(patsubst %/deploy/compose.env,%/uv.lock,$(PROJECT_ENV)))
@@ -59,6 +59,10 @@ up: docker compose-env images compose-pools ## Start the stack, or redeploy it (
 
 rollout-web: docker compose-pools ## Replace the running web container(s) without a failed request: new beside old, then the old drains
 	@compose/scripts/rollout-web.sh $(COMPOSE)
+
+rotate-secret: docker compose-pools ## Rotate service credentials without downtime: make rotate-secret NAME="POSTGRES_PASSWORD REDIS_PASSWORD" (also RABBITMQ_PASSWORD, FLOWER_PASSWORD; docs/configuration.md#rotating-secrets)
+	@[ -n "$(NAME)" ] || { echo 'NAME is required: make rotate-secret NAME="POSTGRES_PASSWORD REDIS_PASSWORD"' >&2; exit 2; }
+	@compose/scripts/rotate-secret.sh $(COMPOSE_ENV_FILE) $(NAME) -- $(COMPOSE)
 
 down: compose-pools ## Stop the stack (keeps data volumes; `make down V=1` deletes them too)
 	@$(COMPOSE) down --remove-orphans $(if $(V),-v)

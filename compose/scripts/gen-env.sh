@@ -40,6 +40,19 @@ if [ ! -f "$ENV_FILE" ]; then
   echo "==> created $ENV_FILE from .env.example with fresh random secrets (keep it private; it is gitignored)"
 fi
 
+# A login user written by a rotation (rotate-secret.sh) exists only in the data it was made in: after
+# `make down V=1` the fresh data directory has POSTGRES_USER / RABBITMQ_USER with the env file's current
+# password, so the app logs in as that again.
+if [ -n "$PROJECT" ] && command -v docker >/dev/null; then
+  for pair in POSTGRES:postgres RABBITMQ:rabbitmq; do
+    var=${pair%%:*}_LOGIN_USER
+    if [ -n "$(sed -n "s/^$var=//p" "$ENV_FILE" | tail -n1)" ] && ! docker volume inspect "${PROJECT}_${pair#*:}-data" >/dev/null 2>&1; then
+      sed -i "s/^$var=.*/$var=/" "$ENV_FILE"
+      echo "==> $ENV_FILE: $var emptied (no ${pair#*:} data yet: it will be created for ${pair%%:*}_USER)"
+    fi
+  done
+fi
+
 status=0
 for name in $SECRETS; do
   value=$(sed -n "s/^$name=//p" "$ENV_FILE" | tail -n1)

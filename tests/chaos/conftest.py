@@ -278,5 +278,13 @@ def report_runs(name: str, counts: dict[str, int], **extra) -> None:
     print(f"\nCHAOS {name}: {more}")
 
 
+def env_value(stack: Stack, name: str) -> str:
+    """A variable's current value in the stack's env file (a rotation changes it: test_rotation.py)."""
+    values = [line.split("=", 1)[1] for line in stack.env_file.read_text().splitlines() if line.startswith(f"{name}=")]
+    return values[-1] if values else ""
+
+
 def redis_cli(stack: Stack, *args: str) -> str:
-    return stack.exec("redis", "sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --raw "$@"', "redis-cli", *args).strip()
+    # The env file's password, not the redis container's secret: that one is the first password only.
+    return stack.compose("exec", "-T", "-e", f"REDISCLI_AUTH={env_value(stack, 'REDIS_PASSWORD')}", "redis",
+                         "redis-cli", "--no-auth-warning", "--raw", *args, timeout=120).stdout.strip()

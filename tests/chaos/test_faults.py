@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from conftest import BROKER, outcome, report, send_burst
+from conftest import BROKER, outcome, redis_cli, report, send_burst
 from seclib import wait_for
 
 from polling import wait_until
@@ -25,7 +25,7 @@ def unacked_task_ids(stack) -> set[str]:
     """Redis only: the task ids in kombu's `unacked` hash (delivered, not yet acknowledged)."""
     if BROKER != "redis":
         return set()
-    out = stack.exec("redis", "sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --raw hvals unacked')
+    out = redis_cli(stack, "hvals", "unacked")
     return {json.loads(line)[0]["headers"]["id"] for line in out.splitlines() if line.startswith("[")}
 
 

@@ -76,15 +76,28 @@ def test_app_and_proxy_root_filesystems_are_read_only(model):
         assert writable <= allowed, f"{name}: unexpected writable mounts {writable - allowed}"
 
 
+def secret_source(model: dict, service: str, secret: str) -> str:
+    """The variable a service's secret is read from (the data services get their first password that way,
+    so that a rotated password does not recreate them: docs/configuration.md#rotating-secrets)."""
+    assert secret in [s["source"] for s in model["services"][service].get("secrets", [])], f"{service}: no {secret}"
+    return model["secrets"][secret]["environment"]
+
+
 def test_brokers_and_database_require_passwords(model):
     services = active(model)
-    assert services["postgres"]["environment"].get("POSTGRES_PASSWORD"), "PostgreSQL without a password"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert secret_source(model, "postgres", "postgres_password") == "POSTGRES_PASSWORD", "PostgreSQL without a password"
     if "rabbitmq" in services:
-        assert services["rabbitmq"]["environment"].get("RABBITMQ_DEFAULT_PASS"), "RabbitMQ without a password"
+        assert "RABBITMQ_DEFAULT_PASS=$$(cat /run/secrets/rabbitmq_password)" in " ".join(services["rabbitmq"]["command"])
+        assert secret_source(model, "rabbitmq", "rabbitmq_password") == "RABBITMQ_PASSWORD", "RabbitMQ without a password"
     else:
+        # Passwords in an ACL file written from the secret (a default user with a SHA-256 password hash, on),
+        # the health check's user allowed PING only.
         command = " ".join(services["redis"]["command"])
-        assert "--requirepass" in command, "redis-server without --requirepass"
-        assert services["redis"]["environment"].get("REDIS_PASSWORD")
+        assert "--aclfile" in command and "--requirepass" not in command, command
+        assert "user default on sanitize-payload #%s" in command and "nopass" not in command.split("\\n")[0], command
+        assert "user healthcheck on nopass -@all +ping" in command, command
+        assert secret_source(model, "redis", "redis_password") == "REDIS_PASSWORD", "Redis without a password"
     for name in APP_SERVICES:
         env = services[name]["environment"]
         broker = env["CELERY_BROKER_URL"]

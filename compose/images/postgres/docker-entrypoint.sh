@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # First start: initdb with the official image's variables; every start: exec postgres (PID 1, no root).
 set -o errexit -o pipefail -o nounset
+# POSTGRES_PASSWORD_FILE, as the official image reads it (Compose passes the password as a secret file).
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ] && [ -z "${POSTGRES_PASSWORD:-}" ]; then
+  POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+fi
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 if [ "${1:-postgres}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
