@@ -124,6 +124,8 @@ roll() {
   for service in $(grep -x -e web -e 'worker-.*' <<<"$services" || true); do
     ROLLOUT_SERVICE=$service "$here/rollout-web.sh" "${compose[@]}"
   done
+  # The observability profile's exporters hold the broker's and database's passwords too (stateless: recreated).
+  [ -n "$others" ] && others+=" redis-exporter postgres-exporter"
   for service in $others flower; do
     if grep -qx "$service" <<<"$services"; then
       say "recreating $service"
