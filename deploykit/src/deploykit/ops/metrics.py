@@ -25,7 +25,11 @@ class DeploymentCollector:
     """A prometheus_client custom collector: reads the shared snapshot at each scrape."""
 
     def __init__(self, source: state.Collector | None = None):
-        self.source = source or state.shared
+        self._source = source
+
+    @property
+    def source(self) -> state.Collector:
+        return self._source or state.shared  # read at each scrape: the module's snapshot may be replaced
 
     def describe(self):
         # Names only: without describe() prometheus_client would collect (a broker round trip) at register().
