@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -86,22 +87,30 @@ def consumers(app=None, timeout: float = 1.0) -> dict[str, list[str]]:
     return {worker: sorted(queue["name"] for queue in queues or []) for worker, queues in replies.items()}
 
 
-def queue_status(by_worker: dict[str, list[str]], app=None, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
+def queue_status(by_worker: dict[str, list[str]], app=None, timeout: float = 2.0,
+                 age_header: str | None = None) -> dict[str, dict[str, Any]]:
     """Each queue a worker consumes or the deployment declares (DEPLOYKIT_CONSUMED_QUEUES): its consumers
     and its backlog, the messages waiting in the broker (Redis: the length of the queue's lists; RabbitMQ:
     a passive declare's message count). Backlog None: not declared in the broker (yet), or no answer
-    within `timeout` (one connection for all queues, with a hard deadline as the broker check)."""
+    within `timeout` (one connection for all queues, with a hard deadline as the broker check).
+    With `age_header` (Redis only), also `oldest_age_seconds`: seconds since the oldest waiting message was
+    published, read from that header over the same connection (None: empty, or a message without it)."""
     app = app or _celery_app()
     declared = getattr(settings, "DEPLOYKIT_CONSUMED_QUEUES", None) or []
     names = sorted({queue for queues in by_worker.values() for queue in queues} | set(declared))
-    backlog = _backlogs(app, names, timeout) if names else {}
-    return {name: {"consumers": sorted(w for w, queues in by_worker.items() if name in queues),
-                   "backlog": backlog.get(name)} for name in names}
+    backlog, ages = _backlogs(app, names, timeout, age_header) if names else ({}, {})
+    status = {name: {"consumers": sorted(w for w, queues in by_worker.items() if name in queues),
+                     "backlog": backlog.get(name)} for name in names}
+    for name, age in ages.items():
+        status[name]["oldest_age_seconds"] = age
+    return status
 
 
-def _backlogs(app, names: list[str], timeout: float) -> dict[str, int | None]:
-    def count() -> dict[str, int | None]:
+def _backlogs(app, names: list[str], timeout: float, age_header: str | None = None):
+    """({queue: message count}, {queue: oldest message's age} on Redis with `age_header`, else {})."""
+    def count():
         counts: dict[str, int | None] = {}
+        ages: dict[str, float | None] = {}
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
             channel = conn.channel()
@@ -115,17 +124,43 @@ def _backlogs(app, names: list[str], timeout: float) -> dict[str, int | None]:
                     counts[name] = 0 if redis else None
                     if not redis:
                         channel = conn.channel()
+            if redis and age_header:
+                ages = _oldest_ages(channel.client, names, age_header)
             channel.close()
-        return counts
+        return counts, ages
 
     attempt = ThreadPoolExecutor(1, thread_name_prefix="queue-backlog")
     try:
         return attempt.submit(count).result(timeout + 1)
     except Exception as exc:
         logger.error("queue backlog check failed: %r", exc)
-        return {}
+        return {}, {}
     finally:
         attempt.shutdown(wait=False)
+
+
+def _oldest_ages(client, names: list[str], header: str) -> dict[str, float | None]:
+    """kombu pushes on the left and pops on the right: a queue's oldest message is its list's last element.
+    RabbitMQ cannot show a message without taking it, so only Redis has this."""
+    try:
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.lindex(name, -1)
+        last = pipe.execute()
+    except Exception as exc:  # the backlog still counts without the ages
+        logger.error("oldest message check failed: %r", exc)
+        return {}
+    now = time.time()
+    return {name: _age(raw, header, now) for name, raw in zip(names, last)}
+
+
+def _age(raw, header: str, now: float) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return round(max(0.0, now - float(json.loads(raw)["headers"][header])), 1)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _celery_app():

@@ -9,8 +9,6 @@ it and share its answer, and a fresh snapshot is served from memory.
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import time
 from typing import Any
@@ -18,8 +16,6 @@ from typing import Any
 from django.conf import settings
 
 from . import checks
-
-logger = logging.getLogger("deploykit.collector")
 
 DEFAULT_MAX_AGE = 5.0
 # Set on every task message at publish (a header, no round trip): the age of the oldest waiting message.
@@ -44,51 +40,10 @@ def collect() -> dict[str, Any]:
     by_worker = checks.consumers() if broker["ok"] else {}
     workers = sorted(by_worker)
     # Informational: each queue with its consumers and backlog (a queue without consumers shows it here).
-    queues = checks.queue_status(by_worker) if broker["ok"] else {}
-    if broker["ok"] and queues:
-        for name, age in oldest_ages(list(queues)).items():
-            queues[name]["oldest_age_seconds"] = age
+    queues = checks.queue_status(by_worker, age_header=SENT_AT_HEADER) if broker["ok"] else {}
     beat = checks.beat_status() if database["ok"] else {"ok": False, "last_run": None, "error": "database down"}
     ok = database["ok"] and broker["ok"] and bool(workers) and beat["ok"]
     return {"ok": ok, "database": database, "broker": broker, "workers": workers, "queues": queues, "beat": beat}
-
-
-def oldest_ages(names: list[str], timeout: float = 2.0) -> dict[str, float | None]:
-    """Redis: seconds since the oldest waiting message of each queue was published (kombu pushes on the
-    left and pops on the right, so it is the list's last element); None for an empty queue or a message
-    without the header. RabbitMQ cannot show a message without taking it: {}."""
-    app = checks._celery_app()
-    ages: dict[str, float | None] = {}
-    try:
-        with app.connection_for_read() as conn:
-            if conn.transport.driver_type != "redis":
-                return {}
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
-            client = conn.default_channel.client
-            now = time.time()
-            for name, raw in zip(names, _last_elements(client, names)):
-                ages[name] = _age(raw, now)
-    except Exception as exc:
-        logger.error("oldest message check failed: %r", exc)
-        return {}
-    return ages
-
-
-def _last_elements(client, names: list[str]) -> list:
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.lindex(name, -1)
-    return pipe.execute()
-
-
-def _age(raw, now: float) -> float | None:
-    if raw is None:
-        return None
-    try:
-        sent = json.loads(raw)["headers"][SENT_AT_HEADER]
-        return round(max(0.0, now - float(sent)), 1)
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 class Collector:
