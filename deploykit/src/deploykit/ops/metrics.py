@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import calendar
 import datetime
+from collections import Counter
+
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
 
 from . import collector as state
-
-
-def _gauge(name: str, doc: str, labels: list[str] | None = None):
-    from prometheus_client.core import GaugeMetricFamily
-
-    return GaugeMetricFamily(name, doc, labels=labels)
 
 
 NAMES = ("deploykit_broker_up", "deploykit_database_up", "deploykit_queue_messages", "deploykit_queue_consumers",
@@ -33,20 +31,20 @@ class DeploymentCollector:
 
     def describe(self):
         # Names only: without describe() prometheus_client would collect (a broker round trip) at register().
-        return [_gauge(name, "") for name in NAMES]
+        return [GaugeMetricFamily(name, "") for name in NAMES]
 
     def collect(self):
         snapshot, _age = self.source.snapshot()
-        up_broker = _gauge("deploykit_broker_up", "1 when the task broker accepted a connection")
+        up_broker = GaugeMetricFamily("deploykit_broker_up", "1 when the task broker accepted a connection")
         up_broker.add_metric([], 1.0 if snapshot["broker"]["ok"] else 0.0)
-        up_database = _gauge("deploykit_database_up", "1 when the database answered")
+        up_database = GaugeMetricFamily("deploykit_database_up", "1 when the database answered")
         up_database.add_metric([], 1.0 if snapshot["database"]["ok"] else 0.0)
         yield from (up_broker, up_database)
 
-        messages = _gauge("deploykit_queue_messages", "Messages waiting in the broker", ["queue"])
-        consumers = _gauge("deploykit_queue_consumers", "Workers consuming the queue", ["queue"])
-        oldest = _gauge("deploykit_queue_oldest_message_age_seconds",
-                        "Seconds since the oldest waiting message was published (Redis; 0 when empty)", ["queue"])
+        messages = GaugeMetricFamily("deploykit_queue_messages", "Messages waiting in the broker", labels=["queue"])
+        consumers = GaugeMetricFamily("deploykit_queue_consumers", "Workers consuming the queue", labels=["queue"])
+        oldest = GaugeMetricFamily("deploykit_queue_oldest_message_age_seconds", "Seconds since the oldest waiting "
+                                   "message was published (Redis; 0 when empty)", labels=["queue"])
         for name, queue in sorted(snapshot["queues"].items()):
             if queue.get("backlog") is not None:
                 messages.add_metric([name], float(queue["backlog"]))
@@ -56,17 +54,15 @@ class DeploymentCollector:
                 oldest.add_metric([name], float(age or 0.0))  # unknown (a message without the header): absent
         yield from (messages, consumers, oldest)
 
-        pools = _gauge("deploykit_pool_workers", "Workers answering, per pool (node name before @)", ["pool"])
-        counts: dict[str, int] = {}
-        for worker in snapshot["workers"]:
-            counts[state.pool_of(worker)] = counts.get(state.pool_of(worker), 0) + 1
-        for pool, count in sorted(counts.items()):
+        pools = GaugeMetricFamily("deploykit_pool_workers", "Workers answering, per pool (node name before @)",
+                                  labels=["pool"])
+        for pool, count in sorted(Counter(map(state.pool_of, snapshot["workers"])).items()):
             pools.add_metric([pool], float(count))
         yield pools
 
         last_run = snapshot["beat"].get("last_run")
         if last_run:
-            tick = _gauge("deploykit_beat_last_tick_timestamp_seconds", "Unix time of beat's last tick")
+            tick = GaugeMetricFamily("deploykit_beat_last_tick_timestamp_seconds", "Unix time of beat's last tick")
             moment = datetime.datetime.fromisoformat(last_run)
             tick.add_metric([], calendar.timegm(moment.utctimetuple()) + moment.microsecond / 1e6)
             yield tick
@@ -75,16 +71,9 @@ class DeploymentCollector:
 _registered = False
 
 
-def register() -> bool:
-    """Add the collector to prometheus_client's default registry once; False when prometheus_client is not
-    installed (a project without /metrics)."""
+def register() -> None:
+    """Add the collector to prometheus_client's default registry, once."""
     global _registered
-    if _registered:
-        return True
-    try:
-        from prometheus_client import REGISTRY
-    except ImportError:
-        return False
-    REGISTRY.register(DeploymentCollector())
-    _registered = True
-    return True
+    if not _registered:
+        REGISTRY.register(DeploymentCollector())
+        _registered = True
