@@ -145,6 +145,44 @@ def test_beat_no_wait_refuses_while_the_lock_is_held(pg):
     assert "refusing to start a second beat" in refused.stdout + refused.stderr
 
 
+# A SIGTERM that lands while beat's scheduler is inside a query, with an entry waiting to be saved.
+SIGNAL_MID_QUERY = """
+import signal, sys, django
+django.setup()
+from celery import current_app as app
+from celery.apps.beat import Beat
+from celery.beat import Service
+from django.db import connection
+from deploykit.ops.beat import GracefulBeat
+
+service = Service(app, scheduler_cls="django_celery_beat.schedulers:DatabaseScheduler")
+scheduler = service.scheduler
+scheduler.reserve(next(iter(scheduler.schedule.values())))  # a sent entry: the next sync writes it
+{"graceful": GracefulBeat, "celery": Beat}[sys.argv[1]](app=app).install_sync_handler(service)
+connection.ensure_connection()
+with connection.connection.lock:  # what psycopg holds while a query runs
+    signal.raise_signal(signal.SIGTERM)
+service.sync()  # what the service loop does after the handler stopped it
+print("stopped" if service._is_shutdown.is_set() else "running")
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("handler", ["graceful", "celery"])
+def test_beat_stops_on_sigterm_in_the_middle_of_a_query(pg, handler):
+    """deploykit's beat only asks its loop to stop; Celery's own handler saves the schedule inside the
+    handler and deadlocks on psycopg's connection lock (beat then needs SIGKILL). When the "celery" case
+    starts passing, upstream has fixed it and GracefulBeat can go."""
+    try:
+        done = subprocess.run([sys.executable, "-c", SIGNAL_MID_QUERY, handler], cwd=APP, env=app_env(**pg.env),
+                              capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        assert handler == "celery", "deploykit's beat hung on SIGTERM during a query"
+        return
+    assert handler == "graceful", "Celery's beat no longer deadlocks here: delete deploykit.ops.beat.GracefulBeat"
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "stopped", done.stdout + done.stderr
+
+
 # --- web: gunicorn, probes, static files, JSON logs ----------------------------------------------------
 @pytest.fixture(scope="module")
 def web(start_session_app, django_db_setup, redis_server):

@@ -31,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 
+from celery import platforms
+from celery.apps.beat import Beat as CeleryBeat
 from django.conf import settings
 from django.db import connections
 
@@ -286,6 +288,21 @@ def watchdog(lock: BeatLock, interval: float | None = None, grace: float = 30.0)
     return thread
 
 
+class GracefulBeat(CeleryBeat):
+    """Celery's beat, stopped by SIGTERM/SIGINT without touching the database inside the signal handler.
+
+    Celery's handler saves the schedule in the handler itself. A signal that lands while the scheduler
+    is inside a query re-enters the same psycopg connection, whose lock is not reentrant: beat hangs
+    until SIGKILL. Here the handler only asks the service loop to stop; the loop saves the schedule in
+    its own `finally`, after at most one sleep (<= the scheduler's max interval, 5 s by default)."""
+
+    def install_sync_handler(self, service) -> None:
+        def _stop(signum, frame) -> None:
+            service.stop(wait=False)
+
+        platforms.signals.update(SIGTERM=_stop, SIGINT=_stop)
+
+
 def run_beat(app, beat_args: list[str], *, wait: bool = True, poll: float = 5.0) -> int:
     lock = lock_for_database()
     try:
@@ -296,6 +313,7 @@ def run_beat(app, beat_args: list[str], *, wait: bool = True, poll: float = 5.0)
         return 2
     connections.close_all()  # beat's scheduler opens its own connections
     watchdog(lock)
+    app.Beat = app.subclass_with_self(GracefulBeat)
     argv = ["celery", "beat", "--scheduler", settings.CELERY_BEAT_SCHEDULER, *beat_args]
     try:
         app.start(argv=argv[1:])
