@@ -52,7 +52,9 @@ class UploadedImage(BackgroundJob):
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     # For the aggregate report (day, format, status: count and bytes): filled when the upload is stored.
-    format = models.CharField(max_length=10, blank=True)  # as Pillow names it: PNG, JPEG, ...
+    # As Pillow names it: PNG, JPEG, ... The database default lets the previous release, which does not
+    # write this column, keep inserting rows during a rolling deploy.
+    format = models.CharField(max_length=10, blank=True, db_default="")
     size = models.PositiveBigIntegerField(null=True, blank=True)  # bytes of the original
 
     def __str__(self):

@@ -69,6 +69,7 @@ def test_apply_sets_what_deploykit_owns_and_keeps_the_projects(environ, tmp_path
     assert ns["DEBUG"] is False and ns["SECRET_KEY"] == PRODUCTION["DJANGO_SECRET_KEY"]
     assert ns["ALLOWED_HOSTS"] == ["shop.example.com"]
     assert ns["DATABASES"]["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert ns["DEPLOYKIT_MIGRATE_LOCK_TIMEOUT"] == 5
     assert ns["DATABASES"]["default"]["HOST"] == "db.internal" and ns["DATABASES"]["default"]["CONN_HEALTH_CHECKS"]
     # deploykit's apps and probe middleware, added once, the probe right before SecurityMiddleware
     # (django_celery_results only where results go to the database: not with this Redis broker)

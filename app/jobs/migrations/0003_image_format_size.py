@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='uploadedimage',
             name='format',
-            field=models.CharField(blank=True, max_length=10),
+            field=models.CharField(blank=True, db_default='', max_length=10),
         ),
         migrations.AddField(
             model_name='uploadedimage',

@@ -9,8 +9,10 @@ class Migration(migrations.Migration):
         ('jobs', '0003_image_format_size'),
     ]
 
+    # Expand/contract: the model leaves this app now, its table stays for the release still running
+    # during the rollout (it writes ticks there); a later release drops it (docs/release.md#migrations).
     operations = [
-        migrations.DeleteModel(
-            name='BeatTick',
+        migrations.SeparateDatabaseAndState(
+            state_operations=[migrations.DeleteModel(name='BeatTick')],
         ),
     ]

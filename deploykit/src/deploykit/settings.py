@@ -175,6 +175,9 @@ def _database(env: Env, ns: dict, base_dir: Path) -> None:
     # A lock holder (or its database) that stops answering is noticed within this many seconds: TCP keepalives
     # on both ends of the lock connection, and a deadline on each lock check (beat then exits to be restarted).
     ns["DEPLOYKIT_BEAT_LOCK_TIMEOUT"] = env.value("DEPLOYKIT_BEAT_LOCK_TIMEOUT")
+    # `migrate` (deploykit.ops.migrate) takes table locks under these, in seconds.
+    ns["DEPLOYKIT_MIGRATE_LOCK_TIMEOUT"] = env.value("DEPLOYKIT_MIGRATE_LOCK_TIMEOUT")
+    ns["DEPLOYKIT_MIGRATE_STATEMENT_TIMEOUT"] = env.value("DEPLOYKIT_MIGRATE_STATEMENT_TIMEOUT")
     ns.setdefault("BEAT_LOCK_ID", 0x0BEA7)  # any constant bigint, unique per project sharing a database
 
 
