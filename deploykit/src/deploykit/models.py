@@ -54,3 +54,14 @@ def beat_last_run():
     """beat's last tick, or None: /status's default (settings.DEPLOYKIT_BEAT_LAST_RUN may name another)."""
     tick = BeatTick.objects.filter(name=BeatTick.BEAT).only("last_run").first()
     return tick.last_run if tick else None
+
+
+class TaskName(models.Model):
+    """A task name the release deployed last registers (deploykit/ops/task_names.py): the next deploy refuses
+    to drop one while messages the running release enqueued may still carry it."""
+
+    name = models.CharField(max_length=255, unique=True)
+    recorded = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.name

@@ -34,11 +34,9 @@ class TimeoutsPerTransaction:
     def in_transaction(connection) -> bool:
         """Whether the server side already has a transaction open (its timeouts were set at its start)."""
         raw = connection.connection
-        if hasattr(raw, "info"):  # psycopg 3
-            from psycopg.pq import TransactionStatus
-
-            return raw.info.transaction_status != TransactionStatus.IDLE
-        return raw.get_transaction_status() != 0  # psycopg2: TRANSACTION_STATUS_IDLE
+        # IDLE is 0 in both drivers: psycopg's pq.TransactionStatus, psycopg2's TRANSACTION_STATUS_IDLE.
+        status = raw.info.transaction_status if hasattr(raw, "info") else raw.get_transaction_status()
+        return status != 0
 
 
 @contextmanager
