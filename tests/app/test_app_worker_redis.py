@@ -218,7 +218,8 @@ def test_status_queue_backlog_and_declared_queue_without_consumer(worker, settin
     settings.DEPLOYKIT_CONSUMED_QUEUES = ["default", "reports"]
     by_worker = checks.consumers(timeout=5)
     status = checks.queue_status({**by_worker}, timeout=5)
-    assert status["reports"] == {"consumers": [], "backlog": 0}  # declared by the deployment, consumed by none
+    # declared by the deployment, consumed by none
+    assert status["reports"] == {"consumers": [], "backlog": 0, "in_flight": 0}
     from celery import current_app
 
     with current_app.connection_for_write() as conn:  # three messages nobody consumes
@@ -228,6 +229,27 @@ def test_status_queue_backlog_and_declared_queue_without_consumer(worker, settin
     assert checks.queue_status(by_worker, timeout=5)["reports"]["backlog"] == 3
     with current_app.connection_for_write() as conn:
         conn.default_channel.queue_purge("reports")
+
+
+def test_in_flight_counts_the_messages_workers_hold(worker, pod_client):
+    """A running task has left the queue's list: the backlog misses it, in_flight (Redis' unacked entries by
+    queue) counts it while it runs, on /status's collector and on /metrics, and drops when it is acknowledged."""
+    import re
+
+    from deploykit.ops import checks
+
+    by_worker = checks.consumers(timeout=5)
+    assert checks.queue_status(by_worker, timeout=5)["default"]["in_flight"] == 0
+    running = tasks.sleep.delay(4)
+    wait_state(running, ("STARTED",), timeout=30)
+    status = checks.queue_status(by_worker, timeout=5)
+    assert status["default"]["in_flight"] == 1 and status["default"]["backlog"] == 0
+    assert status["io"]["in_flight"] == 0
+    text = pod_client.get("/metrics").content.decode()
+    assert re.search(r'^deploykit_queue_in_flight_messages\{queue="default"\} 1\.0$', text, re.M), text
+    wait_state(running, ("SUCCESS",), timeout=30)
+    wait_for(lambda: checks.queue_status(by_worker, timeout=5)["default"]["in_flight"] == 0, 10,
+             "the acknowledged task to leave in_flight", interval=0.2)
 
 
 def test_metrics_show_backlog_oldest_age_consumers_pools_and_beat(pod_client, worker, settings):

@@ -94,23 +94,30 @@ def queue_status(by_worker: dict[str, list[str]], app=None, timeout: float = 2.0
     a passive declare's message count). Backlog None: not declared in the broker (yet), or no answer
     within `timeout` (one connection for all queues, with a hard deadline as the broker check).
     With `age_header` (Redis only), also `oldest_age_seconds`: seconds since the oldest waiting message was
-    published, read from that header over the same connection (None: empty, or a message without it)."""
+    published, read from that header over the same connection (None: empty, or a message without it).
+    On Redis also `in_flight`: messages workers took and have not acknowledged (prefetched, waiting for
+    their ETA or rate limit, running), so backlog + in_flight is the queue's whole work."""
     app = app or _celery_app()
     declared = getattr(settings, "DEPLOYKIT_CONSUMED_QUEUES", None) or []
     names = sorted({queue for queues in by_worker.values() for queue in queues} | set(declared))
-    backlog, ages = _backlogs(app, names, timeout, age_header) if names else ({}, {})
+    backlog, ages, in_flight = _backlogs(app, names, timeout, age_header) if names else ({}, {}, {})
     status = {name: {"consumers": sorted(w for w, queues in by_worker.items() if name in queues),
                      "backlog": backlog.get(name)} for name in names}
     for name, age in ages.items():
         status[name]["oldest_age_seconds"] = age
+    for name in names:
+        if name in in_flight:
+            status[name]["in_flight"] = in_flight[name]
     return status
 
 
 def _backlogs(app, names: list[str], timeout: float, age_header: str | None = None):
-    """({queue: message count}, {queue: oldest message's age} on Redis with `age_header`, else {})."""
+    """({queue: message count}, {queue: oldest message's age} on Redis with `age_header`, else {},
+    {queue: messages taken and not acknowledged} on Redis, else {})."""
     def count():
         counts: dict[str, int | None] = {}
         ages: dict[str, float | None] = {}
+        in_flight: dict[str, int] = {}
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
             channel = conn.channel()
@@ -126,15 +133,17 @@ def _backlogs(app, names: list[str], timeout: float, age_header: str | None = No
                         channel = conn.channel()
             if redis and age_header:
                 ages = _oldest_ages(channel.client, names, age_header)
+            if redis:
+                in_flight = _in_flight(channel.client, channel.unacked_key, names)
             channel.close()
-        return counts, ages
+        return counts, ages, in_flight
 
     attempt = ThreadPoolExecutor(1, thread_name_prefix="queue-backlog")
     try:
         return attempt.submit(count).result(timeout + 1)
     except Exception as exc:
         logger.error("queue backlog check failed: %r", exc)
-        return {}, {}
+        return {}, {}, {}
     finally:
         attempt.shutdown(wait=False)
 
@@ -152,6 +161,26 @@ def _oldest_ages(client, names: list[str], header: str) -> dict[str, float | Non
         return {}
     now = time.time()
     return {name: _age(raw, header, now) for name, raw in zip(names, last)}
+
+
+def _in_flight(client, unacked_key: str, names: list[str]) -> dict[str, int]:
+    """kombu's `unacked` hash holds, per delivery tag, [message, exchange, routing key]: every message a worker
+    took and has not acknowledged (bounded by workers x concurrency x prefetch). Counted by routing key,
+    which is the queue's name for Celery's queues."""
+    try:
+        entries = client.hvals(unacked_key)
+    except Exception as exc:  # the backlog still counts without it
+        logger.error("in-flight message check failed: %r", exc)
+        return {}
+    counts = dict.fromkeys(names, 0)
+    for raw in entries:
+        try:
+            routing_key = json.loads(raw)[2]
+        except (ValueError, IndexError, TypeError):
+            continue
+        if routing_key in counts:
+            counts[routing_key] += 1
+    return counts
 
 
 def _age(raw, header: str, now: float) -> float | None:

@@ -15,7 +15,7 @@ from . import collector as state
 
 
 NAMES = ("deploykit_broker_up", "deploykit_database_up", "deploykit_queue_messages", "deploykit_queue_consumers",
-         "deploykit_queue_oldest_message_age_seconds", "deploykit_pool_workers",
+         "deploykit_queue_oldest_message_age_seconds", "deploykit_queue_in_flight_messages", "deploykit_pool_workers",
          "deploykit_beat_last_tick_timestamp_seconds")
 
 
@@ -45,14 +45,19 @@ class DeploymentCollector:
         consumers = GaugeMetricFamily("deploykit_queue_consumers", "Workers consuming the queue", labels=["queue"])
         oldest = GaugeMetricFamily("deploykit_queue_oldest_message_age_seconds", "Seconds since the oldest waiting "
                                    "message was published (Redis; 0 when empty)", labels=["queue"])
+        in_flight = GaugeMetricFamily("deploykit_queue_in_flight_messages", "Messages workers took and have not "
+                                      "acknowledged: prefetched, waiting for an ETA or rate limit, running (Redis)",
+                                      labels=["queue"])
         for name, queue in sorted(snapshot["queues"].items()):
+            if queue.get("in_flight") is not None:
+                in_flight.add_metric([name], float(queue["in_flight"]))
             if queue.get("backlog") is not None:
                 messages.add_metric([name], float(queue["backlog"]))
             consumers.add_metric([name], float(len(queue["consumers"])))
             age = queue.get("oldest_age_seconds")
             if age is not None or (queue.get("backlog") == 0 and "oldest_age_seconds" in queue):
                 oldest.add_metric([name], float(age or 0.0))  # unknown (a message without the header): absent
-        yield from (messages, consumers, oldest)
+        yield from (messages, consumers, oldest, in_flight)
 
         pools = GaugeMetricFamily("deploykit_pool_workers", "Workers answering, per pool (node name before @)",
                                   labels=["pool"])
