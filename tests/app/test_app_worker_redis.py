@@ -247,9 +247,15 @@ def test_in_flight_counts_the_messages_workers_hold(worker, pod_client):
     assert status["io"]["in_flight"] == 0
     text = pod_client.get("/metrics").content.decode()
     assert re.search(r'^deploykit_queue_in_flight_messages\{queue="default"\} 1\.0$', text, re.M), text
+    # the autoscaler's view of the pool consuming default and io: one task of work although both lists are empty
+    work = pod_client.get("/status?queues=default,io")
+    assert work.status_code == 200 and (work.json()["work"], work.json()["waiting"]) == (1, 0), work.content
     wait_state(running, ("SUCCESS",), timeout=30)
     wait_for(lambda: checks.queue_status(by_worker, timeout=5)["default"]["in_flight"] == 0, 10,
              "the acknowledged task to leave in_flight", interval=0.2)
+    assert pod_client.get("/status?queues=default,io").json()["work"] == 0
+    refused = pod_client.get("/status?queues=default,nosuch")
+    assert refused.status_code == 400 and "unknown: nosuch" in refused.json()["error"]
 
 
 def test_metrics_show_backlog_oldest_age_consumers_pools_and_beat(pod_client, worker, settings):

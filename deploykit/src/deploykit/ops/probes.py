@@ -6,6 +6,8 @@
 /status   deep check for people and smoke tests: database, broker, workers seen, beat's last run, from
           the shared collector (ops/collector.py: at most one collection per DEPLOYKIT_STATUS_MAX_AGE
           seconds). Not served through a proxy (ops/middleware.py).
+          `/status?queues=a,b`: the work of a worker pool for an autoscaler, the pool's queues' waiting plus
+          in-flight messages (Redis; waiting only on RabbitMQ), 200 whether or not any worker runs.
 /metrics  Prometheus' text format, deploykit's gauges included: for a project that does not serve its own.
 """
 
@@ -35,7 +37,30 @@ def readyz(request):
 @never_cache
 def status(request):
     body, age = collector.shared.snapshot()
+    if "queues" in request.GET:
+        return pool_work(request.GET["queues"], body, age)
     return JsonResponse({**body, "age_seconds": age}, status=200 if body["ok"] else 503)
+
+
+def pool_work(requested: str, body: dict, age: float) -> JsonResponse:
+    """What a pool consuming `requested` (comma-separated) has to do: KEDA's metrics-api scaler reads `work`
+    and divides it by the pool's concurrency. Unlike the list length, it counts what workers already took
+    (prefetched, waiting for an ETA or a rate limit, running), so a busy pool with an empty list is not
+    scaled in under its running tasks."""
+    names = [name.strip() for name in requested.split(",") if name.strip()]
+    unknown = [name for name in names if name not in body["queues"]]
+    if not names or unknown:
+        return JsonResponse({"error": "queues: name the pool's queues, comma-separated; unknown: "
+                                      f"{', '.join(unknown) or '(none given)'} (known: {', '.join(body['queues'])})"},
+                            status=400)
+    queues = {name: body["queues"][name] for name in names}
+    if not body["broker"]["ok"] or any(queue["backlog"] is None for queue in queues.values()):
+        return JsonResponse({"error": "the broker did not answer: the work is unknown", "queues": queues,
+                             "age_seconds": age}, status=503)
+    waiting = sum(queue["backlog"] for queue in queues.values())
+    in_flight = sum(queue.get("in_flight", 0) for queue in queues.values())
+    return JsonResponse({"queues": queues, "waiting": waiting, "in_flight": in_flight, "work": waiting + in_flight,
+                         "age_seconds": age})
 
 
 @never_cache
