@@ -93,16 +93,19 @@ def test_hpa_cannot_scale_to_zero():
 
 
 def test_scale_on_work_reads_the_pools_waiting_and_in_flight_tasks_from_web():
-    """workers.keda.scaleOn work: one metrics-api trigger per pool, on web's internal /status?queues= of the
-    pool's queues, one replica per `concurrency` tasks of work; KEDA's operator is admitted to web's port."""
-    values = {"workers": {"keda": {"scaleOn": "work"},
-                          "pools": [{"name": "mixed", "queues": ["default", "io"], "concurrency": 4,
-                                     "autoscaling": {"activationQueueLength": 1}}]}}
+    """autoscaling.scaleOn work: one metrics-api trigger for the pool, on web's internal /status?queues= of its
+    queues, one replica per `concurrency` tasks of work; KEDA's operator is admitted to web's port. Another
+    pool keeps its list-length triggers."""
+    values = {"workers": {"pools": [{"name": "mixed", "queues": ["default", "io"], "concurrency": 4,
+                                     "autoscaling": {"activationQueueLength": 1, "scaleOn": "work"}},
+                                    {"name": "images", "queues": ["images"]}]}}
     objects = render_chart(values=values, show_only=[SO, "templates/networkpolicy/networkpolicy-app.yaml"])
     (trigger,) = by_kind_name(objects, "ScaledObject", "release-django-celery-worker-mixed")["spec"]["triggers"]
     assert trigger == {"type": "metrics-api", "metadata": {
         "url": "http://release-django-celery-web.apps.svc:80/status?queues=default,io", "format": "json",
         "valueLocation": "work", "targetValue": "4", "activationTargetValue": "1"}}
+    images = by_kind_name(objects, "ScaledObject", "release-django-celery-worker-images")["spec"]["triggers"]
+    assert [(t["type"], t["metadata"]["listName"]) for t in images] == [("redis", "images")]
     http = by_kind_name(objects, "NetworkPolicy", "release-django-celery-http")
     peers = http["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}} in peers
@@ -113,4 +116,4 @@ def test_scale_on_work_reads_the_pools_waiting_and_in_flight_tasks_from_web():
 
 def test_scale_on_refuses_an_unknown_source():
     with pytest.raises(HelmFailed, match="scaleOn"):
-        render_chart(values={"workers": {"keda": {"scaleOn": "cpu"}}}, show_only=[SO])
+        render_chart(values={"workers": {"poolDefaults": {"autoscaling": {"scaleOn": "cpu"}}}}, show_only=[SO])
