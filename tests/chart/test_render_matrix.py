@@ -29,6 +29,8 @@ MATRIX = {
     "no-autoscaling": {"workers": {"autoscaler": "none"}, "web": {"autoscaling": {"enabled": False}}},
     "ingress-on": INGRESS,
     "many-pools": MANY_POOLS,
+    "deletion-cost-scale-on-work": deep_merge(MANY_POOLS, {"workers": {"deletionCost": {"enabled": True},
+                                                                       "poolDefaults": {"autoscaling": {"scaleOn": "work"}}}}),
     "bundled-pgbouncer": deep_merge(BUNDLED_REDIS, {"pgbouncer": {"enabled": True}}),
     "s3-storage": {"storage": {"backend": "s3", "s3": {"endpointUrl": "http://s3:9000", "bucket": "media", "accessKeyId": "k", "secretAccessKey": "s"}}},
     "bundled-object-store": {"storage": {"backend": "s3", "s3": {"bucket": "media"},

@@ -67,10 +67,13 @@ def test_every_component_runs_its_process_as_non_root_on_a_read_only_root():
     assert seen == set(MAIN_PROCESS), f"components found running: {sorted(seen)}"
 
 
-def test_app_pods_have_no_service_account_token():
+def test_app_pods_have_no_service_account_token_but_workers_publishing_their_deletion_cost():
     for component, pod, host in hosts():
-        if component in ("web", "worker", "beat", "flower"):
-            assert not host.file("/var/run/secrets/kubernetes.io/serviceaccount/token").exists, pod["metadata"]["name"]
+        token = host.file("/var/run/secrets/kubernetes.io/serviceaccount/token").exists
+        if component == "worker":  # workers.deletionCost is on here (tests/k8s/chart/values.yaml)
+            assert token and pod["spec"]["serviceAccountName"] == f"{FULL}-worker", pod["metadata"]["name"]
+        elif component in ("web", "beat", "flower"):
+            assert not token, pod["metadata"]["name"]
 
 
 def test_migration_job_completed_and_every_pod_is_ready():
@@ -147,6 +150,51 @@ def test_keda_scales_a_pool_up_on_its_queue_and_back_down_with_every_task_done()
     runs = count_runs(sent, timeout=60)
     print(f"\nKEDA scale-out and scale-in: replicas seen {sorted(seen)}; side-effect tasks {runs}")
     assert runs == {"sent": 60, "done": 60, "lost": 0, "duplicated": 0}, runs
+
+
+COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def worker_costs(pool: str) -> dict[str, str | None]:
+    return {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get(COST)
+            for p in release_pods(f"worker-{pool}") if not p["metadata"].get("deletionTimestamp")}
+
+
+def as_worker(code: str) -> str:
+    """Python in a default-pool worker container, with the worker's own token (deploykit.ops.deletion_cost)."""
+    return kubectl("-n", NAMESPACE, "exec", f"deploy/{FULL}-worker-default", "--", "python", "-c", code).strip()
+
+
+REFUSAL = """
+import urllib.error
+from deploykit.ops.deletion_cost import PodAnnotator
+try:
+    PodAnnotator(pod={pod!r}).patch({change!r})
+    print("ALLOWED")
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_busy_worker_publishes_its_deletion_cost_and_its_token_can_change_nothing_else():
+    """Two 20 s tasks on the default pool's one pod (concurrency 2): its pod-deletion-cost goes to 2 while
+    they run and back to 0; the same token may not annotate another pod nor relabel its own (the chart's
+    ValidatingAdmissionPolicy)."""
+    wait_until(lambda: set(worker_costs("default").values()) == {"0"}, 90, "idle default workers at cost 0")
+    sent = send_side_effects(2, 20)
+    wait_until(lambda: "2" in worker_costs("default").values(), 60, "the busy pod's cost to reach 2")
+    assert count_runs(sent, timeout=120) == {"sent": 2, "done": 2, "lost": 0, "duplicated": 0}
+    wait_until(lambda: set(worker_costs("default").values()) == {"0"}, 30, "the cost back to 0 after the tasks")
+
+    web = release_pods("web")[0]["metadata"]["name"]
+    other = as_worker(REFUSAL.format(pod=web, change={"metadata": {"annotations": {COST: "5"}}}))
+    assert other.startswith(("403", "422")) and "a worker may change its own pod only" in other, other
+    own = as_worker("import os; print(os.environ['HOSTNAME'])").splitlines()[-1]
+    relabel = as_worker(REFUSAL.format(pod=own, change={"metadata": {"labels": {"app.kubernetes.io/component": "x"}}}))
+    assert relabel.startswith(("403", "422")) and "no part of its pod but its deletion cost" in relabel, relabel
+    print(f"\ndeletion cost: 0 -> 2 -> 0 on the busy pod; refused: {other.split()[0]} (another pod), "
+          f"{relabel.split()[0]} (own labels)")
 
 
 def data_pods() -> dict[str, tuple[str, int]]:

@@ -178,6 +178,35 @@ class MetricsServerStep(bootsteps.StartStopStep):
             self.server = None
 
 
+class DeletionCostStep(bootsteps.StartStopStep):
+    """Keeps the pod's deletion cost at its running task count (ops/deletion_cost.py) every
+    DEPLOYKIT_POD_DELETION_COST_INTERVAL seconds (0: off, the default outside the chart's opt-in)."""
+
+    def __init__(self, worker, **kwargs):
+        from django.conf import settings
+
+        self.interval = float(getattr(settings, "DEPLOYKIT_POD_DELETION_COST_INTERVAL", 0) or 0)
+        self.publisher = None
+        super().__init__(worker, **kwargs)
+
+    def start(self, worker):
+        if self.interval:
+            from .ops import deletion_cost
+
+            try:
+                annotator = deletion_cost.PodAnnotator()
+            except (OSError, KeyError) as exc:  # no token mounted, not in a pod: the worker still works
+                logger.error("DEPLOYKIT_POD_DELETION_COST_INTERVAL is set but this is no pod with a token: %r", exc)
+                return
+            self.publisher = deletion_cost.DeletionCost(self.interval, deletion_cost.running_tasks, annotator)
+            self.publisher.start()
+            logger.info("pod deletion cost kept at the running task count, every %.0fs", self.interval)
+
+    def stop(self, worker):
+        if self.publisher is not None:
+            self.publisher.stop()
+
+
 def install_task_class(app) -> None:
     """Make BoundedRedeliveryTask (mixed into the project's own task class, if it set one) the base of the
     tasks `app` creates. Celery creates every `@app.task` and `@shared_task` task when the app is finalized
@@ -214,6 +243,7 @@ def install(app) -> None:
     app.steps["consumer"].add(HeartbeatStep)
     app.steps["consumer"].add(LeaseStep)
     app.steps["worker"].add(MetricsServerStep)
+    app.steps["worker"].add(DeletionCostStep)
     rabbitmq.install(app)  # RabbitMQ: a worker facing queues of another type says how to migrate
     results.install(app)  # Redis results: a task state in one round trip
     dbconn.install(app)

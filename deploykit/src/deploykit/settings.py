@@ -290,6 +290,7 @@ def _celery(env: Env, ns: dict) -> None:
     ns["DEPLOYKIT_HEARTBEAT_INTERVAL"] = max(1, min(10, heartbeat_max_age // 4))
     ns["DEPLOYKIT_CONSUMED_QUEUES"] = env.value("DEPLOYKIT_CONSUMED_QUEUES")  # manage.py check_queues
     ns["DEPLOYKIT_TASKS_RETIRED"] = env.value("DEPLOYKIT_TASKS_RETIRED")  # manage.py check_tasks
+    ns["DEPLOYKIT_POD_DELETION_COST_INTERVAL"] = env.value("DEPLOYKIT_POD_DELETION_COST_INTERVAL")
     # Guard rows (deploykit/delivery/idempotency.py) must outlive every redelivery of their task id: each of the
     # up to DEPLOYKIT_MAX_REDELIVERIES redeliveries can come a visibility timeout after the last.
     retention = ns["DEPLOYKIT_IDEMPOTENCY_RETENTION"] = env.value("DEPLOYKIT_IDEMPOTENCY_RETENTION")

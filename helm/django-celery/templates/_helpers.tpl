@@ -127,14 +127,26 @@ topologySpreadConstraints:
 {{- end }}
 
 {{- define "dc.podSecurity" -}}
-serviceAccountName: {{ include "dc.serviceAccountName" . }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+{{- include "dc.podSecurityAs" (dict "root" . "serviceAccount" (include "dc.serviceAccountName" .) "token" .Values.serviceAccount.automountServiceAccountToken) }}
+{{- end }}
+
+{{/* dc.podSecurity with another service account: (dict "root" $ "serviceAccount" name "token" bool). Workers use
+     their own with workers.deletionCost (worker/worker-deletion-cost.yaml). */}}
+{{- define "dc.podSecurityAs" -}}
+serviceAccountName: {{ .serviceAccount }}
+automountServiceAccountToken: {{ .token }}
+{{- with .root }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "dc.workerServiceAccountName" -}}
+{{ include "dc.componentName" (dict "root" . "component" "worker") }}
 {{- end }}
 
 {{/* Environment of app containers: ConfigMap for settings, one secretKeyRef per secret name.
