@@ -130,11 +130,11 @@ def test_start_migrate_checks_object_storage_before_migrating(tmp_path):
 
 
 def test_worker_runs_without_gossip_and_is_still_seen(worker):
-    """deploykit-worker disables gossip (docs/app.md); /status still finds the worker (a control ping)."""
-    from deploykit.ops.checks import workers_seen
+    """deploykit-worker disables gossip (docs/app.md); /status still finds the worker (its queues broadcast)."""
+    from deploykit.ops.checks import consumers
 
     assert b"--without-gossip" in open(f"/proc/{worker.proc.pid}/cmdline", "rb").read()
-    assert any(name.startswith("default-io-images@") for name in workers_seen(timeout=5))
+    assert any(name.startswith("default-io-images@") for name in consumers(timeout=5))
 
 
 def test_broker_down_under_gunicorn_post_is_503_within_seconds(start_app, tmp_path):

@@ -128,16 +128,6 @@ def test_status_database_down(pod, monkeypatch):
     assert data["beat"]["error"] == "database down" and data["ok"] is False
 
 
-def test_workers_seen_handles_errors(monkeypatch):
-    class Broken:
-        class control:
-            @staticmethod
-            def ping(timeout):
-                raise OSError("no broker")
-
-    assert checks.workers_seen(Broken) == []
-
-
 def test_probe_paths_setting(settings):
     from deploykit.ops.middleware import probe_paths
 

@@ -67,15 +67,6 @@ def check_broker(app=None, timeout: float = 2.0) -> dict[str, Any]:
     return {"ok": True, "transport": str(transport), "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
-def workers_seen(app=None, timeout: float = 1.0) -> list[str]:
-    app = app or _celery_app()
-    try:
-        replies = app.control.ping(timeout=timeout) or []
-    except Exception:
-        return []
-    return sorted(name for reply in replies for name in reply)
-
-
 def consumers(app=None, timeout: float = 1.0) -> dict[str, list[str]]:
     """worker node name -> the queues it consumes, from one `active_queues` broadcast (as cheap as the
     ping: one control message, bounded by `timeout`); {} when the broker or every worker is silent."""
