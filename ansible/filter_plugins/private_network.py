@@ -4,7 +4,8 @@
 host's services bind and the other hosts connect to, and says why when there is none:
   1. `private_address` when the inventory sets it (it must be one of the host's addresses);
   2. else the host's IPv4 address inside `private_network` (a CIDR) when that is set;
-  3. else the address of the default route's interface.
+  3. else 127.0.0.1 when the whole stack is on this one host (`single_host`: nothing connects from afar);
+  4. else the address of the default route's interface.
 The result must be in `private_network` when that is set, and in a private range (RFC 1918 or the
 shared range 100.64.0.0/10) unless `allow_public` is true: on a single-NIC VPS the default route's
 address is the public one, and a database bound there is open to the internet.
@@ -35,7 +36,7 @@ def is_private_ipv4(address: str) -> bool:
 
 
 def private_address_choice(facts: dict, private_address: str = "", private_network: str = "",
-                           allow_public: bool = False) -> dict:
+                           allow_public: bool = False, single_host: bool = False) -> dict:
     facts = facts or {}
     name = facts.get("hostname") or facts.get("nodename") or "this host"
     addresses = _host_ipv4(facts)
@@ -55,6 +56,8 @@ def private_address_choice(facts: dict, private_address: str = "", private_netwo
             ipaddress.IPv4Address(chosen)
         except ValueError:
             return {"address": "", "problem": f"private_address {chosen!r} on {name} is not an IPv4 address."}
+        if chosen.startswith("127."):
+            return {"address": chosen, "problem": ""}  # a one-host stack: loopback only, stated
         if addresses and chosen not in addresses:
             return {"address": "", "problem": (
                 f"private_address {chosen} is not an address of {name} (it has {', '.join(addresses)}).")}
@@ -65,6 +68,8 @@ def private_address_choice(facts: dict, private_address: str = "", private_netwo
                 f"{name} has no IPv4 address in private_network {network} (it has {', '.join(addresses) or 'none'}); "
                 "attach it to the private network or set its private_address.")}
         chosen, source = inside[0], "private_network"
+    elif single_host:
+        return {"address": "127.0.0.1", "problem": ""}
     else:
         chosen = (facts.get("default_ipv4") or {}).get("address", "")
         source = "the default route's interface"

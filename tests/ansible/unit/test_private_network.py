@@ -51,6 +51,13 @@ def test_a_private_default_address_is_the_default():
     assert private_address_choice({"default_ipv4": {"address": "100.64.1.2"}})["address"] == "100.64.1.2"
 
 
+def test_a_one_host_stack_uses_loopback_and_loopback_may_be_stated():
+    assert private_address_choice(VPS, single_host=True) == {"address": "127.0.0.1", "problem": ""}
+    assert private_address_choice(VPS, private_address="127.0.0.1")["address"] == "127.0.0.1"
+    # An explicit setting still wins on a one-host stack.
+    assert private_address_choice(VPS, private_network="10.20.0.0/16", single_host=True)["address"] == "10.20.0.5"
+
+
 INVENTORY = {
     "all": {
         "vars": {"fleet_app_addresses": ["10.0.0.2", "10.0.0.3", "10.0.0.4"], "fleet_web_addresses": ["10.0.0.2"]},
