@@ -85,7 +85,7 @@ def test_flower_listens_on_loopback_only_and_other_hosts_cannot_reach_it(web, se
     assert probe_from_host("fleet-worker1", address, 5555) == "dropped"
     assert probe_from_outsider([(address, 5555)]) == {f"{address}:5555": "dropped"}
     # ...while nginx on that host serves it over HTTPS, with Flower's basic auth.
-    assert web.get(f"{web.base}/flower/", timeout=10).status_code == 401
+    assert web.get(f"{web.base}/flower/api/workers", timeout=10).status_code == 401
     response = web.get(f"{web.base}/flower/api/workers", auth=("admin", secrets["vault_flower_password"]), timeout=30)
     assert response.status_code == 200, response.text[:300]
     json.loads(response.text)
