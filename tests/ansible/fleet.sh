@@ -4,7 +4,8 @@
 #   fleet.sh down   remove the containers and the network
 #   fleet.sh hosts  list the container names
 # No --privileged (not available here): systemd needs SYS_ADMIN, no seccomp filter, tmpfs on /run and
-# the host's cgroup tree read-only. Only the web host's HTTPS port is published, on 127.0.0.1.
+# the host's cgroup tree read-only; the firewall role's nftables needs NET_ADMIN (in the container's own
+# network namespace only). Only the web host's HTTPS port is published, on 127.0.0.1.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 NETWORK=${FLEET_NETWORK:-blueprint-fleet}
@@ -27,18 +28,33 @@ build_image() {
 up() {
     build_image
     down
-    docker network create "$NETWORK" >/dev/null
-    local host publish
+    create_network
+    local host publish n=10
     for host in "${HOSTS[@]}"; do
         publish=()
         [ "$host" = "$WEB" ] && publish=(--publish 127.0.0.1::443)
-        docker run -d --name "$host" --hostname "$host" --network "$NETWORK" "${publish[@]}" \
-            --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
+        n=$((n + 1))
+        docker run -d --name "$host" --hostname "$host" --network "$NETWORK" --ip "$PREFIX.$n" "${publish[@]}" \
+            --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
             --tmpfs /run --tmpfs /run/lock -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
             --label blueprint.fleet=1 "$IMAGE" >/dev/null
     done
     for host in "${HOSTS[@]}"; do wait_running "$host"; done
     echo "==> fleet up: ${HOSTS[*]} (HTTPS of $WEB on $(docker port "$WEB" 443/tcp | head -1))"
+}
+
+# Each host keeps its address across `docker stop`/`start` (the worker-loss test restarts one), as a VM's
+# private address does: the firewall and pg_hba on the database host admit the app hosts by address.
+# A fixed address needs a network with a subnet of its own: take the one Docker picks (free on this
+# machine), then create the network again with that subnet stated; hosts get .11, .12, ...
+create_network() {
+    local subnet
+    docker network create "$NETWORK" >/dev/null
+    subnet=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NETWORK")
+    docker network rm "$NETWORK" >/dev/null
+    docker network create --subnet "$subnet" "$NETWORK" >/dev/null
+    PREFIX=$(echo "$subnet" | cut -d/ -f1 | cut -d. -f1-3)
+    case $subnet in */1[6-9]|*/2[0-4]) ;; *) echo "ERROR: unexpected subnet $subnet for $NETWORK" >&2; return 1 ;; esac
 }
 
 # systemd reports "running" (or "degraded" when some unit failed, which the tests then show).

@@ -2,7 +2,7 @@
 # `make test-ansible`: the Ansible roles against a real multi-host fleet of systemd containers.
 #  1. build what the hosts need (wheelhouse for Python 3.13, the object store binary, the fleet image)
 #  2. start the fleet; deploy release 1 (site.yml); deploy again and require zero changes
-#  3. testinfra on every host + end to end through nginx
+#  3. testinfra on every host (incl. the firewall: an outsider is dropped, an app host admitted) + end to end through nginx
 #  4. stop a worker host in the middle of queued work: the other one finishes it
 #  5. deploy release 2 under 30 requests/s through nginx (zero failed, every gunicorn replaced);
 #     roll back to release 1, check
@@ -92,7 +92,7 @@ fi
 echo "idempotent: changed=0 on every host"
 
 phase "testinfra on every host, end to end through nginx"
-"${PYTEST[@]}" tests/ansible/test_hosts.py tests/ansible/test_e2e.py
+"${PYTEST[@]}" tests/ansible/test_hosts.py tests/ansible/test_firewall.py tests/ansible/test_e2e.py
 tests/ansible/smoke.sh default,io,images
 
 phase "stop a worker host in the middle of queued work"
