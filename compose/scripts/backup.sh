@@ -24,7 +24,10 @@ shift
 compose=("$@")
 say() { echo "==> $*"; }
 
-backup_run() { "${compose[@]}" run --rm --no-TTY backup "$@"; }
+# BACKUP_RESTORE_REPORT=checksums (docs/backup.md): the restore prints every table's rows and checksum at commit.
+backup_run() {
+  "${compose[@]}" run --rm --no-TTY ${BACKUP_RESTORE_REPORT:+-e BACKUP_RESTORE_REPORT="$BACKUP_RESTORE_REPORT"} backup "$@"
+}
 
 case $action in
   backup) backup_run backup ;;
