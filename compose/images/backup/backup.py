@@ -362,6 +362,7 @@ def cmd_restore(args) -> None:
     step = time.monotonic()
     staging = os.path.join(where if kind == "dir" else work, f"{STAGING_PREFIX}{backup_id}")
     shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
     with tarfile.open(os.path.join(work, "media.tar")) as tar:
         tar.extractall(staging, filter="data")
     timings["media staged"] = time.monotonic() - step
