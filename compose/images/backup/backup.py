@@ -17,7 +17,10 @@ the wrappers only set its environment and, for a restore, stop the processes tha
                     then the media swapped in. Prints how long each step took.
 
 Environment:
-  PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE      the database (libpq's own names)
+  PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE      the database (libpq's own names), or
+  DATABASE_URL                                    the app's postgres://user:password@host:port/name (used when
+                                                  PGHOST is not set: the chart and Ansible hold this one). It
+                                                  must reach PostgreSQL itself, not PgBouncer in transaction mode
   BACKUP_MEDIA_DIR                                the media directory (filesystem storage)
   DEPLOYKIT_STORAGE_BACKEND=s3 and DEPLOYKIT_STORAGE_S3_{ENDPOINT_URL,BUCKET,REGION,ACCESS_KEY_ID,SECRET_ACCESS_KEY}
                                                   the app's bucket instead (S3 storage, docs/storage.md)
@@ -419,6 +422,22 @@ def cmd_restore(args) -> None:
     print(json.dumps({"id": backup_id, "seconds": round(total, 2), "media_files": restored}))
 
 
+def database_from_url() -> None:
+    """PG* from DATABASE_URL when PGHOST is not set (libpq reads PG*; a password never goes on a command line)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if os.environ.get("PGHOST") or not url:
+        return
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise Refused(f"DATABASE_URL is not a postgres:// URL (scheme {parts.scheme!r})")
+    for name, value in (("PGHOST", parts.hostname), ("PGPORT", parts.port), ("PGUSER", parts.username),
+                        ("PGPASSWORD", parts.password), ("PGDATABASE", parts.path.lstrip("/"))):
+        if value:
+            os.environ[name] = unquote(str(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="blueprint-backup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -431,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
     try:
+        database_from_url()
         args.func(args)
     except Refused as refusal:
         print(f"ERROR: {args.command} refused: {refusal}", file=sys.stderr)
