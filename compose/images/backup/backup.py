@@ -159,7 +159,8 @@ def sha256(path: str) -> str:
 
 
 def run(*command: str, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    result = subprocess.run(command, stderr=subprocess.PIPE, text=True, **kwargs)
     if result.returncode != 0:
         raise Refused(f"{command[0]} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
     return result
@@ -308,6 +309,14 @@ def prepare(store: Store, requested: str | None) -> tuple[str, str, dict]:
         backup_id = complete[-1]
     work = os.path.join(scratch_dir(), f"restore-{backup_id}")
     os.makedirs(work, exist_ok=True)
+    try:
+        return backup_id, work, check_and_decrypt(store, backup_id, work)
+    except BaseException:
+        drop_plaintext(work)
+        raise
+
+
+def check_and_decrypt(store: Store, backup_id: str, work: str) -> dict:
     store.download(backup_id, MANIFEST, os.path.join(work, MANIFEST))
     with open(os.path.join(work, MANIFEST)) as f:
         manifest = json.load(f)
@@ -331,11 +340,21 @@ def prepare(store: Store, requested: str | None) -> tuple[str, str, dict]:
     if len(members) != manifest["media"]["files"]:
         raise Refused(f"backup {backup_id}: the media archive holds {len(members)} files, "
                       f"the manifest says {manifest['media']['files']}")
-    return backup_id, work, manifest
+    return manifest
+
+
+def drop_plaintext(work: str) -> None:
+    """The decrypted copies never outlive a run (the encrypted downloads stay, for the restore that follows)."""
+    for name in ("db.pgdump", "media.tar", "restore.sql"):
+        try:
+            os.unlink(os.path.join(work, name))
+        except FileNotFoundError:
+            pass
 
 
 def cmd_verify(args) -> None:
-    backup_id, _, manifest = prepare(Store(), args.id)
+    backup_id, work, manifest = prepare(Store(), args.id)
+    drop_plaintext(work)
     say(f"backup {backup_id} verified: checksums match, decrypted, dump readable, "
         f"{manifest['media']['files']} media files")
 
@@ -354,6 +373,13 @@ def cmd_restore(args) -> None:
     passphrase()
     store = Store()
     backup_id, work, manifest = prepare(store, args.id)
+    try:
+        restore_prepared(backup_id, work, manifest, timings, started, step)
+    finally:
+        drop_plaintext(work)
+
+
+def restore_prepared(backup_id: str, work: str, manifest: dict, timings: dict, started: float, step: float) -> None:
     timings["download and verify"] = time.monotonic() - step
     clients = other_clients()
     if clients:
@@ -365,25 +391,23 @@ def cmd_restore(args) -> None:
     step = time.monotonic()
     staging = os.path.join(where if kind == "dir" else work, f"{STAGING_PREFIX}{backup_id}")
     shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    with tarfile.open(os.path.join(work, "media.tar")) as tar:
-        tar.extractall(staging, filter="data")
-    timings["media staged"] = time.monotonic() - step
-    # 2. The database, in one transaction: all of it or none of it.
-    step = time.monotonic()
-    script = os.path.join(work, "restore.sql")
-    with open(script, "w") as f:
-        f.write("DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
-    with open(script, "a") as f:
-        subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--file", "-", os.path.join(work, "db.pgdump")],
-                       stdout=f, check=True)
     try:
+        os.makedirs(staging)
+        with tarfile.open(os.path.join(work, "media.tar")) as tar:
+            tar.extractall(staging, filter="data")
+        timings["media staged"] = time.monotonic() - step
+        # 2. The database, in one transaction: all of it or none of it.
+        step = time.monotonic()
+        script = os.path.join(work, "restore.sql")
+        with open(script, "w") as f:
+            f.write("DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
+            f.flush()
+            run("pg_restore", "--no-owner", "--no-privileges", "--file", "-", os.path.join(work, "db.pgdump"), stdout=f)
         run("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", script)
-    except Refused:
+    except BaseException:
+        # Nothing of the live data changed: the staged media go, the database's transaction rolled back.
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        os.unlink(script)
     timings["database"] = time.monotonic() - step
     if env("BACKUP_RESTORE_REPORT") == "checksums":
         print("restored tables: " + (run("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", TABLES_SQL)
