@@ -20,6 +20,7 @@ export PROFILE
 # BACKUP_STORE=local adds a backup target on this host (compose/backup-store.yaml; trials only, not off the
 # host: docs/backup.md); give it to `make up` and `make backup`/`restore` alike.
 BACKUP_STORE ?=
+export BACKUP_STORE
 # The variant files given after compose/compose.yaml, and the env files (later ones win), in Compose's order.
 COMPOSE_VARIANTS = $(if $(filter rabbitmq,$(BROKER)),compose/rabbitmq.yaml) $(if $(filter s3,$(STORAGE)),compose/compose.s3.yaml) \
 	$(if $(filter local,$(BACKUP_STORE)),compose/backup-store.yaml) \

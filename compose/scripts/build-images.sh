@@ -97,9 +97,10 @@ if [ "$MODE" = offline ]; then
   build "$NS/app:$TAG" "${app_build[0]}" -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
     "${app_build[@]:1}" & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid"; done
-  # S3 mode (STORAGE=s3, compose/compose.s3.yaml): the object store, built from the Go module proxy.
-  s3_image="# S3_IMAGE: not built (STORAGE=s3 builds blueprint/s3)"
-  if [ "${STORAGE:-filesystem}" = s3 ]; then
+  # S3 mode (STORAGE=s3, compose/compose.s3.yaml) and the local backup store (BACKUP_STORE=local,
+  # compose/backup-store.yaml): the object store, built from the Go module proxy.
+  s3_image="# S3_IMAGE: not built (STORAGE=s3 or BACKUP_STORE=local builds blueprint/s3)"
+  if [ "${STORAGE:-filesystem}" = s3 ] || [ "${BACKUP_STORE:-}" = local ]; then
     compose/images/s3/build.sh image
     s3_image="S3_IMAGE=blueprint/s3:$(compose/images/s3/build.sh version)"
   fi
