@@ -17,8 +17,13 @@ COMPOSE_IMAGES_ENV := build/compose-images.env
 # (compose/observability.yaml, docs/observability.md).
 PROFILE ?=
 export PROFILE
+# BACKUP_STORE=local adds a backup target on this host (compose/backup-store.yaml; trials only, not off the
+# host: docs/backup.md); give it to `make up` and `make backup`/`restore` alike.
+BACKUP_STORE ?=
+export BACKUP_STORE
 # The variant files given after compose/compose.yaml, and the env files (later ones win), in Compose's order.
 COMPOSE_VARIANTS = $(if $(filter rabbitmq,$(BROKER)),compose/rabbitmq.yaml) $(if $(filter s3,$(STORAGE)),compose/compose.s3.yaml) \
+	$(if $(filter local,$(BACKUP_STORE)),compose/backup-store.yaml) \
 	$(if $(filter observability,$(PROFILE)),compose/observability.yaml $(if $(filter rabbitmq,$(BROKER)),compose/observability.rabbitmq.yaml))
 COMPOSE_ENV_FILES = $(COMPOSE_ENV_FILE) $(PROJECT_ENV)
 # The worker pools declared in the env files (WORKER_POOLS), one service each, with what the variants change
@@ -33,7 +38,7 @@ COMPOSE = $(call compose_cmd,$(COMPOSE_VARIANTS),$(COMPOSE_POOLS))
 N ?= 3
 POOL ?= default
 
-.PHONY: images up rollout-web rotate-secret down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
+.PHONY: backup backup-list restore images up rollout-web rotate-secret down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
 
 # An example of this repository (examples/<name>/deploy/compose.env) gets its uv.lock made first (rule below).
 EXAMPLE_LOCK = $(if $(filter examples/%/deploy/compose.env,$(PROJECT_ENV)),$(patsubst %/deploy/compose.env,%/uv.lock,$(PROJECT_ENV)))
@@ -64,6 +69,15 @@ rotate-secret: docker compose-pools ## Rotate service credentials without downti
 	@[ -n "$(NAME)" ] || { echo 'NAME is required: make rotate-secret NAME="POSTGRES_PASSWORD REDIS_PASSWORD"' >&2; exit 2; }
 	@compose/scripts/rotate-secret.sh $(COMPOSE_ENV_FILE) $(NAME) -- $(COMPOSE)
 
+backup: docker compose-pools ## Back up the database and the media, encrypted, to the object store (BACKUP_S3_*; docs/backup.md)
+	@compose/scripts/backup.sh backup -- $(COMPOSE)
+
+backup-list: docker compose-pools ## List the complete backups in the object store
+	@compose/scripts/backup.sh list -- $(COMPOSE)
+
+restore: docker compose-pools ## Restore a backup (ID=..., default the newest): verify, stop web/workers/beat/Flower, restore, start; prints the recovery time
+	@compose/scripts/backup.sh restore $(ID) -- $(COMPOSE)
+
 down: compose-pools ## Stop the stack (keeps data volumes; `make down V=1` deletes them too)
 	@$(COMPOSE) down --remove-orphans $(if $(V),-v)
 
@@ -80,8 +94,8 @@ scale-workers: compose-pools ## Run N containers of one worker pool (make scale-
 shell: compose-pools ## Django shell in a one-off app container (S=service for a shell in a running one)
 	@$(if $(S),$(COMPOSE) exec $(S) bash,$(COMPOSE) run --rm web python manage.py shell)
 
-test-compose: venv docker ## Build (offline in CI), start a throw-away stack (with the observability profile), run the smoke suite incl. scaling, browser and alerts, tear down
-	@compose/scripts/test-stack.sh redis filesystem observability
+test-compose: venv docker ## Build (offline in CI), start a throw-away stack (with the observability profile and a backup store), run the smoke suite incl. scaling, browser, alerts and backup/restore, tear down
+	@compose/scripts/test-stack.sh redis filesystem observability backup
 
 test-compose-rabbitmq: venv docker ## The same smoke suite against the RabbitMQ variant (with the observability profile: its RabbitMQ exporter)
 	@compose/scripts/test-stack.sh rabbitmq filesystem observability

@@ -93,12 +93,14 @@ if [ "$MODE" = offline ]; then
   build "$NS/redis:8" compose/images/redis --build-arg BASE_IMAGE="$base" & pids+=($!)
   build "$NS/rabbitmq:4" compose/images/rabbitmq --build-arg BASE_IMAGE="$base" & pids+=($!)
   build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" -t "$NS/proxy:$RELEASE" --build-arg BASE_IMAGE="$base" & pids+=($!)
+  build "$NS/backup:$TAG" compose/images/backup -t "$NS/backup:latest" -t "$NS/backup:$RELEASE" --build-arg BASE_IMAGE="$base" & pids+=($!)
   build "$NS/app:$TAG" "${app_build[0]}" -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
     "${app_build[@]:1}" & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid"; done
-  # S3 mode (STORAGE=s3, compose/compose.s3.yaml): the object store, built from the Go module proxy.
-  s3_image="# S3_IMAGE: not built (STORAGE=s3 builds blueprint/s3)"
-  if [ "${STORAGE:-filesystem}" = s3 ]; then
+  # S3 mode (STORAGE=s3, compose/compose.s3.yaml) and the local backup store (BACKUP_STORE=local,
+  # compose/backup-store.yaml): the object store, built from the Go module proxy.
+  s3_image="# S3_IMAGE: not built (STORAGE=s3 or BACKUP_STORE=local builds blueprint/s3)"
+  if [ "${STORAGE:-filesystem}" = s3 ] || [ "${BACKUP_STORE:-}" = local ]; then
     compose/images/s3/build.sh image
     s3_image="S3_IMAGE=blueprint/s3:$(compose/images/s3/build.sh version)"
   fi
@@ -107,6 +109,7 @@ if [ "$MODE" = offline ]; then
 # Written by compose/scripts/build-images.sh ($MODE build of $VERSION); do not edit.
 APP_IMAGE=$NS/app:$TAG
 PROXY_IMAGE=$NS/proxy:$TAG
+BACKUP_IMAGE=$NS/backup:$TAG
 $monitoring_image
 POSTGRES_IMAGE=$NS/postgres:17
 REDIS_IMAGE=$NS/redis:8
@@ -115,6 +118,7 @@ $s3_image
 ENV
 else
   build "$NS/proxy:$TAG" compose/images/proxy -t "$NS/proxy:latest" -t "$NS/proxy:$RELEASE" --build-arg BASE_IMAGE=debian:trixie-slim
+  build "$NS/backup:$TAG" compose/images/backup -t "$NS/backup:latest" -t "$NS/backup:$RELEASE" --build-arg BASE_IMAGE=debian:trixie-slim
   compose/images/app/prepare.sh online >build/app-build-args
   mapfile -t app_build <build/app-build-args
   build "$NS/app:$TAG" "${app_build[0]}" -f compose/images/app/Dockerfile -t "$NS/app:latest" -t "$NS/app:$RELEASE" \
@@ -125,6 +129,7 @@ else
 # Postgres/Redis/RabbitMQ: the official images (compose/compose.yaml defaults).
 APP_IMAGE=$NS/app:$TAG
 PROXY_IMAGE=$NS/proxy:$TAG
+BACKUP_IMAGE=$NS/backup:$TAG
 $monitoring_image
 ENV
 fi

@@ -11,6 +11,10 @@ ENV_FILE=${1:-.env}
 PROJECT=${2:-}
 SECRETS="DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD FLOWER_PASSWORD DJANGO_SUPERUSER_PASSWORD"
 SECRETS+=" DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY"
+# Secrets that open no existing data (docs/backup.md): generated into an existing env file too when it lacks them
+# (one written before backups existed), instead of refusing it.
+ADDED_SECRETS="BACKUP_PASSPHRASE BACKUP_S3_ACCESS_KEY_ID BACKUP_S3_SECRET_ACCESS_KEY"
+SECRETS+=" $ADDED_SECRETS"
 # Same spirit as the app's list (deploykit/src/deploykit/config/env.py): values nobody should deploy with.
 PLACEHOLDERS="change-me changeme change_me secret password admin insecure example default test xxx todo flower guest postgres redis rabbitmq"
 
@@ -39,6 +43,14 @@ if [ ! -f "$ENV_FILE" ]; then
   done <.env.example >"$ENV_FILE"
   echo "==> created $ENV_FILE from .env.example with fresh random secrets (keep it private; it is gitignored)"
 fi
+
+for name in $ADDED_SECRETS; do
+  if [ -z "$(sed -n "s/^$name=//p" "$ENV_FILE" | tail -n1)" ]; then
+    value=$(random_secret 32)
+    if grep -q "^$name=" "$ENV_FILE"; then sed -i "s/^$name=.*/$name=$value/" "$ENV_FILE"; else printf '%s=%s\n' "$name" "$value" >>"$ENV_FILE"; fi
+    echo "==> $ENV_FILE: $name generated (docs/backup.md; keep a copy of BACKUP_PASSPHRASE off this host)"
+  fi
+done
 
 # A login user written by a rotation (rotate-secret.sh) exists only in the data it was made in: after
 # `make down V=1` the fresh data directory has POSTGRES_USER / RABBITMQ_USER with the env file's current

@@ -2,7 +2,9 @@
 # `make test-compose[-rabbitmq]`: build the images (offline unless BUILD_MODE says otherwise), bring up a
 # throw-away stack under its own project name and ports (so a user's `make up` is untouched), run the
 # smoke suite against it, print the logs if anything failed, and always tear it down with its volumes.
-# Usage: test-stack.sh redis|rabbitmq [filesystem|s3] [observability]
+# Usage: test-stack.sh redis|rabbitmq [filesystem|s3] [observability|-] [backup]
+# backup: a backup store beside the stack (compose/backup-store.yaml) and the backup/restore test
+# (tests/smoke/test_backup.py), in the same run.
 # observability: the stack with the observability profile (compose/observability.yaml) and its live tests
 # (tests/smoke/test_observability.py), in the same run: a stack of its own would cost minutes more.
 # PROJECT_ENV=FILE: a project of its own instead of app/, deployed from that configuration file alone (as
@@ -13,6 +15,8 @@ cd "$(dirname "$0")/../.."
 BROKER=${1:-redis}
 export STORAGE=${2:-filesystem}
 export PROFILE=${3:-}
+[ "$PROFILE" = - ] && PROFILE=
+BACKUP=${4:-}
 export BUILD_MODE=${BUILD_MODE:-offline}
 # (Not `$([ ... ] && echo -s3)`: an assignment takes its substitution's status, and errexit would stop here.)
 PROJECT=blueprint-test-$BROKER
@@ -60,6 +64,14 @@ if [ "$PROFILE" = observability ]; then
   export PROMETHEUS_EXTRA_RULES=build/$PROJECT-fast-rules.yml
   .venv/bin/python tests/smoke/fast_rules.py helm/django-celery/files/alerts.yml "$PROMETHEUS_EXTRA_RULES"
   export SMOKE_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT SMOKE_ALERTMANAGER_URL=http://127.0.0.1:$ALERTMANAGER_PORT
+fi
+if [ "$BACKUP" = backup ]; then
+  # The backup target: the S3 server's image (built from the Go module proxy once, then a no-op), not off this
+  # host -- which is all a test needs of it.
+  compose/images/s3/build.sh image >/dev/null
+  export S3_IMAGE; S3_IMAGE=blueprint/s3:$(compose/images/s3/build.sh version)
+  VARIANTS+=(-f compose/backup-store.yaml)
+  export SMOKE_BACKUP=1
 fi
 ENV_FILES=(--env-file "$ENV_FILE")
 [ -n "$PROJECT_ENV" ] && ENV_FILES+=(--env-file "$PROJECT_ENV")

@@ -24,7 +24,7 @@ def docker(*args: str) -> str:
 def test_every_image_the_stack_runs_is_in_the_record(release):
     built = re.findall(r"^[A-Z0-9_]+_IMAGE=(\S+)$", (ROOT / "build" / "compose-images.env").read_text(), re.M)
     assert sorted(i["built"] for i in release["images"]) == sorted(built)
-    assert {"app", "proxy", "postgres", "redis", "rabbitmq"} <= {i["name"] for i in release["images"]}
+    assert {"app", "proxy", "postgres", "redis", "rabbitmq", "backup"} <= {i["name"] for i in release["images"]}
     for image in release["images"]:
         assert image["image"] == f"{release['registry']}/{image['name']}:{release['version']}"
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", image["digest"])

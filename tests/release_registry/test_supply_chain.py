@@ -14,6 +14,7 @@ KNOWN = {
     "postgres": {"pkg:deb/debian/postgresql-17"},
     "redis": {"pkg:deb/debian/redis-server"},
     "rabbitmq": {"pkg:deb/debian/rabbitmq-server"},
+    "backup": {"pkg:deb/debian/postgresql-client-17", "pkg:deb/debian/gpg", "pkg:deb/debian/python3-boto3"},
 }
 
 

@@ -24,7 +24,8 @@ APP_SERVICES = ("web", "worker-default", "worker-io", "worker-images", "beat", "
 # Environment variable names whose values are secrets (docs/configuration.md, .env.example).
 SECRET_NAMES = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "FLOWER_PASSWORD",
                 "DJANGO_SUPERUSER_PASSWORD", "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY", "DEPLOYKIT_STORAGE_S3_ACCESS_KEY_ID",
-                "DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL", "AWS_SECRET_ACCESS_KEY")
+                "DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL", "AWS_SECRET_ACCESS_KEY", "BACKUP_PASSPHRASE",
+                "BACKUP_S3_SECRET_ACCESS_KEY")
 
 
 def run(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:

@@ -14,13 +14,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "compose: needs the Docker Compose stack itself (docker inspect, scaling)")
     config.addinivalue_line("markers", "browser: drives Debian's headless Chromium through Playwright")
     config.addinivalue_line("markers", "disruptive: changes the running stack (scales/stops workers); runs last")
+    config.addinivalue_line("markers", "restore: replaces the stack's data (backup, destroy, restore); runs after "
+                            "every other test, the disruptive ones included")
     config.addinivalue_line("markers", "reference: exercises the reference project's own API (app/); the generic "
                             "suite, run against any project, is `-m 'not reference'`")
 
 
 def pytest_collection_modifyitems(config, items):
-    # Stable sort: disruptive tests move to the end, everything else keeps its order.
-    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+    # Stable sort: disruptive tests move to the end, the restore test after them; the rest keep their order.
+    items.sort(key=lambda item: (item.get_closest_marker("disruptive") is not None,
+                                 item.get_closest_marker("restore") is not None))
 
 
 @pytest.fixture(scope="session")

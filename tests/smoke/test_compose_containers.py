@@ -21,6 +21,8 @@ EXPECTED_PROCESS = {
     "redis": "redis-server",
     "rabbitmq": "beam.smp",
     "s3": "versitygw",
+    # The local backup store (compose/backup-store.yaml) of the test stack.
+    "backup-store": "versitygw",
     # The observability profile (compose/observability.yaml).
     "prometheus": "prometheus --config.file",
     "alertmanager": "prometheus-alertmanager",
@@ -29,7 +31,7 @@ EXPECTED_PROCESS = {
 }
 # Ports each service must listen on inside the Compose network.
 EXPECTED_PORTS = {"proxy": {8080, 8443}, "web": {8000}, "flower": {5555}, "postgres": {5432}, "redis": {6379},
-                  "rabbitmq": {5672}, "s3": {9000}, "prometheus": {9090}, "alertmanager": {9093},
+                  "rabbitmq": {5672}, "s3": {9000}, "backup-store": {9000}, "prometheus": {9090}, "alertmanager": {9093},
                   "redis-exporter": {9121}, "postgres-exporter": {9187}}
 # Published on loopback besides the proxy: the observability profile's UIs (no authentication, so never wider).
 LOOPBACK_UIS = {"prometheus": {"9090/tcp"}, "alertmanager": {"9093/tcp"}}
@@ -72,7 +74,7 @@ def secrets() -> dict[str, str]:
     values = {}
     for line in open(path, encoding="utf-8"):
         name, _, value = line.strip().partition("=")
-        if name.endswith(("PASSWORD", "SECRET_KEY", "SECRET_ACCESS_KEY")) and value:
+        if name.endswith(("PASSWORD", "SECRET_KEY", "SECRET_ACCESS_KEY", "PASSPHRASE")) and value:
             values[name] = value
     return values
 
@@ -151,6 +153,9 @@ def test_no_secret_in_the_environment_of_services_that_do_not_need_it(containers
         "DJANGO_SUPERUSER_PASSWORD": {"migrate"},
         # Only the processes that touch files (and the store itself); not beat, not Flower.
         "DEPLOYKIT_STORAGE_S3_SECRET_ACCESS_KEY": {"web", "migrate", "s3-bucket", "s3"} | POOLS,
+        # Backups (docs/backup.md): the one-shot backup program and the local store; no app process.
+        "BACKUP_PASSPHRASE": {"backup"},
+        "BACKUP_S3_SECRET_ACCESS_KEY": {"backup", "backup-store"},
     }
     for name, c in containers.items():
         svc = service(c)
