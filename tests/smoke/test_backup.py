@@ -15,6 +15,7 @@ compared with the moment of the backup from outside; those are named, and only t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -34,16 +35,19 @@ USERS = 200
 FILES = 30
 MARK = f"backup-test-{int(time.time())}"
 
-# Every table of schema public: rows and an order-independent checksum of their content (the same query as the
-# backup program's BACKUP_RESTORE_REPORT, compose/images/backup/backup.py).
-TABLES_SQL = r"""
-SELECT json_object_agg(table_name, json_build_array(
-  (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM public.%I', table_name), false, true, '')))[1]::text,
-  (xpath('/row/h/text()', query_to_xml(format(
-     'SELECT md5(coalesce(string_agg(md5(t::text), '''' ORDER BY md5(t::text)), '''')) AS h FROM public.%I t',
-     table_name), false, true, '')))[1]::text))
-FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
-"""
+
+def _backup_program():
+    """compose/images/backup/backup.py (standard library only at import): its queries, one definition."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "compose", "images", "backup", "backup.py")
+    spec = importlib.util.spec_from_file_location("blueprint_backup", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Every table of schema public: rows and an order-independent checksum of their content, the query the
+# program's restore report runs at commit (BACKUP_RESTORE_REPORT).
+TABLES_SQL = _backup_program().TABLES_SQL
 
 MEDIA_PY = r"""
 import hashlib, json, os
