@@ -25,13 +25,13 @@ inputs=$( { "$MATRIX_PYTHON" -VV; echo "$MATRIX_RESOLUTION ${override[*]}"; cat 
   | sha256sum | cut -c1-16)
 export UV_NATIVE_TLS=1 UV_PYTHON_DOWNLOADS=never
 if [ ! -f "$venv/.inputs-$inputs" ]; then
-  echo "==> $venv: deploykit[s3] with the $MATRIX_RESOLUTION Django, celery and kombu on $("$MATRIX_PYTHON" -V)"
+  echo "==> $venv: deploykit[s3,lint] with the $MATRIX_RESOLUTION Django, celery and kombu on $("$MATRIX_PYTHON" -V)"
   rm -rf "$venv"
   "$UV" venv --quiet --python "$MATRIX_PYTHON" "$venv"
   # Django, celery and kombu named directly: lowest-direct takes the lower bound deploykit declares for
   # each, highest the newest release it allows; everything else resolves to its newest either way.
   "$UV" pip install --quiet --python "$venv/bin/python" --resolution "$MATRIX_RESOLUTION" "${override[@]}" \
-    "deploykit[s3] @ file://$(realpath "$MATRIX_WHEEL")" Django celery kombu -r tests/matrix/tools.txt
+    "deploykit[s3,lint] @ file://$(realpath "$MATRIX_WHEEL")" Django celery kombu -r tests/matrix/tools.txt
   touch "$venv/.inputs-$inputs"
 else  # the same environment: only deploykit's wheel is new
   "$UV" pip install --quiet --python "$venv/bin/python" --no-deps --reinstall-package deploykit \
