@@ -266,6 +266,19 @@ def project_app():
     return find_app(os.environ.get(APP_VARIABLE, "").strip() or DEFAULT_APP)
 
 
+def project_app_with_tasks(command: str):
+    """project_app() with the task modules a worker imports (autodiscovery, CELERY_IMPORTS), for a management
+    command; a project app that cannot be loaded is a CommandError naming DEPLOYKIT_CELERY_APP."""
+    from django.core.management.base import CommandError
+
+    try:
+        app = project_app()
+    except (ImportError, AttributeError) as exc:
+        raise CommandError(f"{command}: cannot load the Celery app ({APP_VARIABLE}): {exc}") from exc
+    app.loader.import_default_modules()
+    return app
+
+
 def heartbeat_age(path: str | os.PathLike) -> float | None:
     """Seconds since the heartbeat file was touched (None when missing). Mirrors deploykit-worker-healthcheck."""
     try:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 
 def registered(app) -> set[str]:
-    """The project's task names (Celery's built-in `celery.*` tasks excluded: every release has them)."""
-    app.loader.import_default_modules()  # what a worker imports: autodiscovery, CELERY_IMPORTS
+    """The task names of `app`, its task modules imported (Celery's built-in `celery.*` excluded: every
+    release has them)."""
     return {name for name in app.tasks.keys() if not name.startswith("celery.")}
 
 

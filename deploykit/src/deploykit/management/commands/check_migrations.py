@@ -10,7 +10,6 @@ The linter is a development tool, not a runtime dependency: run this in CI, not 
 
 import logging
 import site
-import sys
 from pathlib import Path
 
 from django.apps import apps
@@ -80,4 +79,3 @@ class Command(BaseCommand):
                                f"split them with expand/contract, or list a reviewed contract step in {SETTING}")
         self.stdout.write(f"check_migrations: {linter.nb_valid} safe, {linter.nb_warnings} with warnings, "
                           f"reviewed: {', '.join(reviewed) or 'none'} (apps: {', '.join(labels)})")
-        sys.stdout.flush()

@@ -4,7 +4,7 @@ to is consumed by a worker pool, and every consumed queue gets something (deploy
 from django.core.management.base import BaseCommand, CommandError
 from django.conf import settings
 
-from deploykit.celery import APP_VARIABLE, project_app
+from deploykit.celery import project_app_with_tasks
 from deploykit.ops import queues
 
 VARIABLE = "DEPLOYKIT_CONSUMED_QUEUES"
@@ -28,11 +28,7 @@ class Command(BaseCommand):
             self.stdout.write(f"check_queues: skipped, {VARIABLE} is empty (set it to the queues of the worker "
                               "pools to check routes against them)")
             return
-        try:
-            app = project_app()
-        except (ImportError, AttributeError) as exc:
-            raise CommandError(f"check_queues: cannot load the Celery app ({APP_VARIABLE}): {exc}") from exc
-        app.loader.import_default_modules()  # the tasks a worker imports (autodiscovery, CELERY_IMPORTS)
+        app = project_app_with_tasks("check_queues")
         report = queues.check(app, consumed, source)
         if report.problems:
             raise CommandError("check_queues:\n" + "\n".join(report.problems))

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, transaction
 
-from deploykit.celery import APP_VARIABLE, project_app
+from deploykit.celery import project_app_with_tasks
 from deploykit.models import TaskName
 from deploykit.ops import task_names
 
@@ -21,15 +21,12 @@ class Command(BaseCommand):
         parser.add_argument("--record", action="store_true", help="record this release's task names")
 
     def handle(self, *args, **opts):
-        try:
-            current = task_names.registered(project_app())
-        except (ImportError, AttributeError) as exc:
-            raise CommandError(f"check_tasks: cannot load the Celery app ({APP_VARIABLE}): {exc}") from exc
+        current = task_names.registered(project_app_with_tasks("check_tasks"))
         if opts["record"]:
             with transaction.atomic():
                 TaskName.objects.exclude(name__in=current).delete()
-                for name in sorted(current - set(TaskName.objects.values_list("name", flat=True))):
-                    TaskName.objects.create(name=name)
+                known = set(TaskName.objects.values_list("name", flat=True))
+                TaskName.objects.bulk_create(TaskName(name=name) for name in sorted(current - known))
             self.stdout.write(f"check_tasks: recorded {len(current)} task names")
             return
         try:
