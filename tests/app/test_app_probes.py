@@ -204,6 +204,35 @@ def test_collector_runs_one_collection_for_concurrent_callers():
     assert len(calls) == 3
 
 
+def test_the_autoscalers_read_gets_the_last_snapshot_at_once_while_a_thread_takes_the_next():
+    """KEDA's metrics-api client gives up after 3 s; a collection waits up to 1 s on a broadcast, longer on a
+    loaded node. Only a process's first read waits."""
+    import threading
+    import time
+
+    from deploykit.ops.collector import Collector
+
+    calls, release = [], threading.Event()
+
+    def gated():
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(10)
+        return {"n": len(calls)}
+
+    shared = Collector(max_age=0, source=gated)
+    assert shared.snapshot(wait=False)[0] == {"n": 1}  # the first read has nothing to serve: it waits
+    started = time.monotonic()
+    assert shared.snapshot(wait=False)[0] == {"n": 1}  # stale: served at once, a refresh started
+    assert shared.snapshot(wait=False)[0] == {"n": 1}  # that refresh still runs: no second one
+    assert time.monotonic() - started < 1 and len(calls) == 2
+    release.set()
+    deadline = time.monotonic() + 5
+    while shared.snapshot(wait=False)[0] == {"n": 1} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert shared.snapshot()[0]["n"] >= 2
+
+
 def test_status_says_how_old_its_snapshot_is(pod, monkeypatch):
     from deploykit.ops import collector
 

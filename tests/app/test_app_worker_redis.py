@@ -248,12 +248,15 @@ def test_in_flight_counts_the_messages_workers_hold(worker, pod_client):
     text = pod_client.get("/metrics").content.decode()
     assert re.search(r'^deploykit_queue_in_flight_messages\{queue="default"\} 1\.0$', text, re.M), text
     # the autoscaler's view of the pool consuming default and io: one task of work although both lists are empty
-    work = pod_client.get("/status?queues=default,io")
+    # (the autoscaler's read answers the last snapshot and refreshes it behind: the next reads see the task)
+    work = wait_for(lambda: (lambda r: r if r.json().get("work") else None)(pod_client.get("/status?queues=default,io")),
+                    10, "the running task in the pool's work", interval=0.2)
     assert work.status_code == 200 and (work.json()["work"], work.json()["waiting"]) == (1, 0), work.content
     wait_state(running, ("SUCCESS",), timeout=30)
     wait_for(lambda: checks.queue_status(by_worker, timeout=5)["default"]["in_flight"] == 0, 10,
              "the acknowledged task to leave in_flight", interval=0.2)
-    assert pod_client.get("/status?queues=default,io").json()["work"] == 0
+    wait_for(lambda: pod_client.get("/status?queues=default,io").json()["work"] == 0, 10,
+             "the pool's work back to 0", interval=0.2)
     refused = pod_client.get("/status?queues=default,nosuch")
     assert refused.status_code == 400 and "unknown: nosuch" in refused.json()["error"]
 

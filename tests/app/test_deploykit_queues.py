@@ -105,6 +105,27 @@ def test_missing_consumer_and_unused_consumed_queue():
     ]
 
 
+def test_a_queue_named_explicit_may_be_consumed_with_nothing_routed_to_it():
+    """apply_async(queue=...) is invisible to the router: DEPLOYKIT_EXPLICIT_QUEUES names such queues."""
+    report = queues.check(make_app(), ["celery", "images", "bulk"], "X=celery,images,bulk", beat={},
+                          explicit=["bulk"])
+    assert report.problems == []
+    unnamed = queues.check(make_app(), ["celery", "images", "bulk"], "X=celery,images,bulk", beat={},
+                           explicit=["other"])
+    assert unnamed.problems == ["queue 'bulk' is consumed by a worker pool (X=celery,images,bulk) but no task or "
+                                "beat entry is routed to it"]
+
+
+@pytest.mark.django_db
+def test_the_command_reads_the_explicit_queues_setting(settings, capsys):
+    settings.DEPLOYKIT_EXPLICIT_QUEUES = ["bulk"]
+    call_command("check_queues", consumed="default,io,images,bulk")
+    assert "routed to 3 queues (default, images, io)" in capsys.readouterr().out
+    settings.DEPLOYKIT_EXPLICIT_QUEUES = []
+    with pytest.raises(CommandError, match="queue 'bulk' is consumed by a worker pool"):
+        call_command("check_queues", consumed="default,io,images,bulk")
+
+
 def test_all_consumed():
     report = queues.check(make_app(), ["celery", "images"], "DEPLOYKIT_CONSUMED_QUEUES=celery,images", beat={})
     assert report.problems == []

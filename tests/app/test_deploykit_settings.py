@@ -100,6 +100,19 @@ def test_results_in_the_database_add_django_celery_results(environ, tmp_path):
     assert ns["INSTALLED_APPS"][-3:] == ["django_celery_beat", "deploykit", "django_celery_results"]
 
 
+def test_explicit_queues_are_declared_where_the_project_declares_its_queues(environ, tmp_path):
+    """A worker refuses to consume a queue missing from CELERY_TASK_QUEUES (with create-missing off)."""
+    environ(**PRODUCTION, DEPLOYKIT_EXPLICIT_QUEUES="bulk,default")
+    ns = {**startproject_namespace(tmp_path), "CELERY_TASK_QUEUES": {"default": {"exchange": "d", "routing_key": "d"}}}
+    dk_settings.apply(ns)
+    assert ns["DEPLOYKIT_EXPLICIT_QUEUES"] == ["bulk", "default"]
+    assert ns["CELERY_TASK_QUEUES"] == {"bulk": {"exchange": "bulk", "routing_key": "bulk"},
+                                        "default": {"exchange": "d", "routing_key": "d"}}  # the project's kept
+    undeclared = startproject_namespace(tmp_path)
+    dk_settings.apply(undeclared)  # no CELERY_TASK_QUEUES: Celery creates queues on demand, nothing to add
+    assert "CELERY_TASK_QUEUES" not in undeclared
+
+
 def test_apply_twice_adds_nothing_twice(environ, tmp_path):
     environ(**PRODUCTION)
     ns = startproject_namespace(tmp_path)

@@ -12,12 +12,14 @@ TA = "templates/worker/worker-triggerauthentication.yaml"
 def test_redis_trigger_per_queue_with_values():
     values = {"workers": {"pools": [{"name": "mixed", "queues": ["default", "io"], "pool": "prefork", "concurrency": 2,
                                      "autoscaling": {"minReplicas": 0, "maxReplicas": 7, "pollingInterval": 5, "cooldownPeriod": 120,
-                                                     "scaleDownStabilizationSeconds": 90, "queueLength": 3, "activationQueueLength": 1}}]}}
+                                                     "scaleDownStabilizationSeconds": 90, "scaleDownPeriodSeconds": 20,
+                                                     "queueLength": 3, "activationQueueLength": 1}}]}}
     so = render_chart(values=values, show_only=[SO])[0]
     spec = so["spec"]
     assert spec["scaleTargetRef"]["name"] == "release-django-celery-worker-mixed"
     assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["pollingInterval"], spec["cooldownPeriod"]) == (0, 7, 5, 120)
-    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 90
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"] == {
+        "stabilizationWindowSeconds": 90, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 20}]}
     triggers = spec["triggers"]
     assert [t["metadata"]["listName"] for t in triggers] == ["default", "io"]
     assert all(t["type"] == "redis" and t["metadata"]["listLength"] == "3" and t["metadata"]["activationListLength"] == "1" for t in triggers)
@@ -74,7 +76,8 @@ def test_hpa_fallback_on_cpu_memory():
     hpa = by_kind_name(objects, "HorizontalPodAutoscaler", "release-django-celery-worker-default")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
     assert {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]} == {"cpu": 60, "memory": 75}
-    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+    assert hpa["spec"]["behavior"]["scaleDown"] == {"stabilizationWindowSeconds": 600,
+                                                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
     # Autoscaled Deployments leave replicas to the autoscaler.
     assert "replicas" not in by_kind_name(objects, "Deployment", "release-django-celery-worker-default")["spec"]
 

@@ -53,3 +53,15 @@ def test_rbac_grants_patch_on_pods_only_and_the_policy_narrows_it_to_the_own_pod
     (vap_binding,) = of_kind(objects, "ValidatingAdmissionPolicyBinding")
     assert vap_binding["spec"]["policyName"] == policy["metadata"]["name"] == "apps-release-django-celery-worker-deletion-cost"
     assert vap_binding["spec"]["validationActions"] == ["Deny"]
+
+
+def test_a_pool_may_opt_out_and_gets_no_token():
+    values = {**ON, "workers": {**ON["workers"], "pools": [
+        {"name": "default", "queues": ["default"]},
+        {"name": "short", "queues": ["short"], "deletionCost": False}]}}
+    objects = render_chart(values=values)
+    default = by_kind_name(objects, "Deployment", "release-django-celery-worker-default")
+    short = by_kind_name(objects, "Deployment", "release-django-celery-worker-short")
+    assert env(default)["DEPLOYKIT_POD_DELETION_COST_INTERVAL"] == "3"
+    assert pod_spec(short)["automountServiceAccountToken"] is False
+    assert "DEPLOYKIT_POD_DELETION_COST_INTERVAL" not in env(short)

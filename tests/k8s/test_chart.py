@@ -16,6 +16,7 @@ import testinfra
 from chart_lib import (ENV, FULL, NAMESPACE, RELEASE, chart_script, count_runs, following_logs, front_door,
                        get, namespaced_objects, release_pods, send_side_effects)
 from conftest import K, kubectl, require_live
+import scale_in
 from internal import internal_json
 from load import Load, task_state
 from polling import wait_all_succeeded, wait_until
@@ -122,32 +123,59 @@ def replicas(deployment: str) -> int:
     return json.loads(kubectl("-n", NAMESPACE, "get", "deployment", deployment, "-o", "json"))["spec"]["replicas"]
 
 
+# Per pool. The burst keeps 4 pods busy until all pass readiness (new pods consume before they are Ready,
+# and a scale-in removes unready pods first whatever their cost); the held tasks outlast its drain and
+# the scale-in after it.
+BURST, BURST_SECONDS = 100, 4
+HOLD, HOLD_SECONDS = 4, 90
+
+
+def scaled_object_ready(pool: str) -> bool:
+    conditions = json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", f"{FULL}-worker-{pool}", "-o", "json")
+                            ).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 @pytest.mark.timeout(900)
-def test_keda_scales_a_pool_up_on_its_queue_and_back_down_with_every_task_done():
-    pool = f"{FULL}-worker-default"
-    scaled = json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))
-    minimum, maximum = scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]
-    wait_until(lambda: any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in json.loads(kubectl("-n", NAMESPACE, "get", "scaledobject", pool, "-o", "json"))["status"]["conditions"]),
-        90, "the ScaledObject to be Ready (KEDA reads the queue)")
-    assert replicas(pool) == minimum
-    # 60 two-second side-effect tasks: about a minute of work for one pod (concurrency 2), a backlog of
-    # ~50 against a target of 5 per replica, so KEDA wants the maximum. Runs are counted per task id,
-    # again after the scale-in, whose pods stop with tasks of theirs possibly still running.
-    sent = send_side_effects(60, 2)
-    seen = {replicas(pool)}
-    deadline = time.monotonic() + 240
-    while max(seen) <= minimum and time.monotonic() < deadline:
-        seen.add(replicas(pool))
-        time.sleep(1)
-    assert max(seen) > minimum, f"{pool} stayed at {sorted(seen)} replicas with a backlog"
-    assert count_runs(sent, timeout=300) == {"sent": 60, "done": 60, "lost": 0, "duplicated": 0}
-    wait_until(lambda: replicas(pool) == minimum, 240, f"{pool} to scale back down to {minimum} after the queue drained")
-    assert max(seen) <= maximum
-    runs = count_runs(sent, timeout=60)
-    print(f"\nKEDA scale-out and scale-in: replicas seen {sorted(seen)}; side-effect tasks {runs}")
-    assert runs == {"sent": 60, "done": 60, "lost": 0, "duplicated": 0}, runs
+def test_keda_scale_in_removes_only_idle_workers_where_busy_aware_beside_a_pool_without_it():
+    """The same burst on two pools: each scales up to 4 pods; the two newest pods of each then get 90 s
+    tasks (a `-hold` queue the other pods stop consuming), the burst drains, and KEDA scales in. Where the
+    pool is busy-aware (scaleOn work + deletion cost) every removed pod had no running task; the baseline
+    (list length, no deletion cost) is printed beside it. Every task runs exactly once in both."""
+    for pool in scale_in.POOLS:
+        wait_until(lambda: scaled_object_ready(pool), 90, f"the {pool} ScaledObject to be Ready (KEDA reads it)")
+        wait_until(lambda: replicas(f"{FULL}-worker-{pool}") == 1, 60, f"{pool} at its minimum of 1")
+    with scale_in.Watch() as watch:
+        began = time.time()
+        burst = scale_in.send({pool: (BURST, BURST_SECONDS) for pool in scale_in.POOLS})
+        full = {pool: scale_in.wait_for(lambda: len([p for p in watch.live(pool) if p.ready]) >= 4 or None, 240,
+                                        f"{pool} to scale up to 4 ready pods") for pool in scale_in.POOLS}
+        assert all(full.values())
+        # The two newest pods are busy: the ones the ReplicaSet's default ranking removes first.
+        busy = {pool: [p.name for p in watch.live(pool)[-2:]] for pool in scale_in.POOLS}
+        stopped = scale_in.hold_on(busy)
+        assert all(len(stopped[pool]) == len(watch.live(pool)) - 2 for pool in scale_in.POOLS), stopped
+        hold = scale_in.send({f"{pool}-hold": (HOLD, HOLD_SECONDS) for pool in scale_in.POOLS})
+        sent = {pool: burst[pool] + hold[f"{pool}-hold"] for pool in scale_in.POOLS}
+        placed = scale_in.wait_for(lambda: (lambda rows: rows if len(rows) == 2 * HOLD else None)(
+            scale_in.runs(hold["busyaware-hold"] + hold["baseline-hold"])), 180, "the held tasks to start", every=5)
+        for pool in scale_in.POOLS:
+            on = Counter(r.pod for r in placed if r.task_id in hold[f"{pool}-hold"])
+            assert on == {name: 2 for name in busy[pool]}, f"{pool}: held tasks ran on {dict(on)}, not {busy[pool]}"
+        for pool in scale_in.POOLS:
+            wait_until(lambda: len(watch.live(pool)) == 1, 420, f"{pool} back at its minimum of 1 pod")
+            wait_until(lambda: all(p.gone for p in watch.of(pool) if p.removed), 300, f"{pool}'s removed pods gone")
+        counts = {pool: count_runs(sent[pool], timeout=300) for pool in scale_in.POOLS}
+        rows = scale_in.runs(sent["busyaware"] + sent["baseline"])
+    figures = {pool: scale_in.figures(watch, pool, began, burst[pool], [r for r in rows if r.task_id in sent[pool]])
+               for pool in scale_in.POOLS}
+    print("\nSCALE-IN side by side (busy-aware = scaleOn work + pod deletion cost; baseline = list length):")
+    for key in figures["busyaware"]:
+        print(f"  {key:40} busy-aware {figures['busyaware'][key]:>7}   baseline {figures['baseline'][key]:>7}")
+    for pool in scale_in.POOLS:
+        assert counts[pool] == {"sent": BURST + HOLD, "done": BURST + HOLD, "lost": 0, "duplicated": 0}, (pool, counts)
+        assert figures[pool]["most pods ready at once"] >= 4, (pool, figures[pool])
+    assert figures["busyaware"]["pods removed while running tasks"] == 0, figures["busyaware"]
 
 
 COST = "controller.kubernetes.io/pod-deletion-cost"

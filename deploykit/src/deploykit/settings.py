@@ -289,6 +289,10 @@ def _celery(env: Env, ns: dict) -> None:
     # Touch well within the max age (every 10 s with the default 60 s).
     ns["DEPLOYKIT_HEARTBEAT_INTERVAL"] = max(1, min(10, heartbeat_max_age // 4))
     ns["DEPLOYKIT_CONSUMED_QUEUES"] = env.value("DEPLOYKIT_CONSUMED_QUEUES")  # manage.py check_queues
+    ns["DEPLOYKIT_EXPLICIT_QUEUES"] = explicit = env.value("DEPLOYKIT_EXPLICIT_QUEUES")
+    if explicit and isinstance(ns.get("CELERY_TASK_QUEUES"), dict):  # a project declaring its queues: these too
+        ns["CELERY_TASK_QUEUES"] = {**{q: {"exchange": q, "routing_key": q} for q in explicit},
+                                    **ns["CELERY_TASK_QUEUES"]}
     ns["DEPLOYKIT_TASKS_RETIRED"] = env.value("DEPLOYKIT_TASKS_RETIRED")  # manage.py check_tasks
     ns["DEPLOYKIT_POD_DELETION_COST_INTERVAL"] = env.value("DEPLOYKIT_POD_DELETION_COST_INTERVAL")
     # Guard rows (deploykit/delivery/idempotency.py) must outlive every redelivery of their task id: each of the

@@ -4,7 +4,8 @@
 Collecting costs a broker connection, an `active_queues` broadcast (up to 1 s) and a database query: at a
 few requests a second that saturated a web process. Here it runs at most once per DEPLOYKIT_STATUS_MAX_AGE
 seconds (default 5) per process, one collection at a time: callers that arrive while one runs wait for
-it and share its answer, and a fresh snapshot is served from memory.
+it and share its answer, and a fresh snapshot is served from memory. The autoscaler's read does not wait:
+it gets the last snapshot with its age while a thread takes the next.
 """
 
 from __future__ import annotations
@@ -62,14 +63,25 @@ class Collector:
             return self._max_age
         return float(getattr(settings, "DEPLOYKIT_STATUS_MAX_AGE", DEFAULT_MAX_AGE))
 
-    def snapshot(self) -> tuple[dict[str, Any], float]:
-        """(the snapshot, its age in seconds)."""
+    def snapshot(self, wait: bool = True) -> tuple[dict[str, Any], float]:
+        """(the snapshot, its age in seconds). `wait=False` (the autoscaler's read: KEDA gives up after 3 s)
+        answers a stale snapshot at once and refreshes it in a thread; only a process's first call waits."""
         if not self._fresh():
-            with self._lock:  # one collection at a time; who waited here finds it fresh
-                if not self._fresh():
-                    self._snapshot = self._source()
-                    self._taken = time.monotonic()
+            if wait or self._snapshot is None:
+                with self._lock:  # one collection at a time; who waited here finds it fresh
+                    if not self._fresh():
+                        self._refresh()
+            elif self._lock.acquire(blocking=False):  # else a refresh is running already
+                threading.Thread(target=self._refresh, kwargs={"release": True}, daemon=True).start()
         return self._snapshot, round(time.monotonic() - self._taken, 1)
+
+    def _refresh(self, release: bool = False) -> None:
+        try:
+            self._snapshot = self._source()
+            self._taken = time.monotonic()
+        finally:
+            if release:
+                self._lock.release()
 
     def _fresh(self) -> bool:
         return self._snapshot is not None and time.monotonic() - self._taken < self.max_age

@@ -7,7 +7,8 @@
           the shared collector (ops/collector.py: at most one collection per DEPLOYKIT_STATUS_MAX_AGE
           seconds). Not served through a proxy (ops/middleware.py).
           `/status?queues=a,b`: the work of a worker pool for an autoscaler, the pool's queues' waiting plus
-          in-flight messages (Redis; waiting only on RabbitMQ), 200 whether or not any worker runs.
+          in-flight messages (Redis; waiting only on RabbitMQ), 200 whether or not any worker runs. Never
+          waits on a collection once the process has a snapshot (its age is in the answer).
 /metrics  Prometheus' text format, deploykit's gauges included: for a project that does not serve its own.
 """
 
@@ -36,9 +37,9 @@ def readyz(request):
 
 @never_cache
 def status(request):
-    body, age = collector.shared.snapshot()
     if "queues" in request.GET:
-        return pool_work(request.GET["queues"], body, age)
+        return pool_work(request.GET["queues"], *collector.shared.snapshot(wait=False))
+    body, age = collector.shared.snapshot()
     return JsonResponse({**body, "age_seconds": age}, status=200 if body["ok"] else 503)
 
 

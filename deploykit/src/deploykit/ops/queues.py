@@ -14,6 +14,8 @@ What counts as routed:
   django-celery-beat's database scheduler when its table exists;
 - not: tasks sent only with an explicit queue (`deploykit.probe`), and Celery's built-in `celery.*` tasks
   (chord and backend housekeeping) unless `task_routes` or their options route them somewhere.
+Queues the project sends to only with `apply_async(queue=...)` are invisible to a router: the project names
+them (DEPLOYKIT_EXPLICIT_QUEUES) and a pool may consume them with nothing routed there.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ SHOWN = 8  # senders named per queue before "and N more"
 class Report:
     consumed: list[str]
     consumed_from: str  # where the consumed list came from, e.g. "DEPLOYKIT_CONSUMED_QUEUES=default,io"
+    explicit: frozenset[str] = frozenset()  # sent to only with an explicit queue=: no route expected
     routed: dict[str, list[str]] = field(default_factory=dict)  # queue -> who routes to it, in order
     undeclared: set[str] = field(default_factory=set)  # routed queues Celery would refuse to publish to
 
@@ -46,7 +49,7 @@ class Report:
                 lines.append(f"queue {queue!r} gets {_names(senders)} but is not declared in CELERY_TASK_QUEUES "
                              "(and CELERY_TASK_CREATE_MISSING_QUEUES is off): publishing to it fails")
         for queue in self.consumed:
-            if queue not in self.routed:
+            if queue not in self.routed and queue not in self.explicit:
                 lines.append(f"queue {queue!r} is consumed by a worker pool ({self.consumed_from}) but no task "
                              "or beat entry is routed to it")
         return lines
@@ -122,9 +125,10 @@ def _stored_beat_entries() -> dict[str, tuple[str, dict]]:
         return {}
 
 
-def check(app, consumed: Iterable[str], consumed_from: str, beat: Mapping[str, tuple[str, dict]] | None = None) -> Report:
+def check(app, consumed: Iterable[str], consumed_from: str, beat: Mapping[str, tuple[str, dict]] | None = None,
+          explicit: Iterable[str] = ()) -> Report:
     """Resolve every task's and beat entry's queue (the app's tasks must be imported: a worker's modules)."""
-    report = Report(consumed=list(dict.fromkeys(consumed)), consumed_from=consumed_from)
+    report = Report(consumed=list(dict.fromkeys(consumed)), consumed_from=consumed_from, explicit=frozenset(explicit))
     declared = set(app.amqp.queues) if not app.conf.task_create_missing_queues else None
     has_route = app.amqp.Router().lookup_route
     for name, task in sorted(app.tasks.items()):

@@ -29,7 +29,7 @@ class Command(BaseCommand):
                               "pools to check routes against them)")
             return
         app = project_app_with_tasks("check_queues")
-        report = queues.check(app, consumed, source)
+        report = queues.check(app, consumed, source, explicit=getattr(settings, "DEPLOYKIT_EXPLICIT_QUEUES", None) or ())
         if report.problems:
             raise CommandError("check_queues:\n" + "\n".join(report.problems))
         self.stdout.write(f"check_queues: {report.summary}")
