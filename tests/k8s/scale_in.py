@@ -147,7 +147,10 @@ def figures(watch: Watch, pool: str, began: float, burst: list[str], rows: list[
         "burst -> first new pod ready s": round(new[0] - began, 1),
         "burst -> 3 new pods ready s": round(new[2] - began, 1),
         "pods removed": len(removed),
-        "pods removed while running tasks": sum(1 for n in running.values() if n),
+        # The burst's tail: the work shrinks while tasks are spread over every pod, so even the least busy
+        # pod may be running one. After the drain: half the pods busy, half idle (the goal's case).
+        "removed in the burst's tail, running tasks": sum(1 for p in removed if p.removed < drained and running[p.name]),
+        "removed after the drain, running tasks": sum(1 for p in removed if p.removed >= drained and running[p.name]),
         "tasks running on a removed pod": sum(running.values()),
         "burst drained -> first pod removed s": round(min(p.removed for p in removed if p.removed >= drained) - drained, 1),
         "burst drained -> last removed pod gone s": round(max(p.gone for p in removed) - drained, 1),
