@@ -121,6 +121,11 @@ def held_vhost(rabbitmq_server, amqp_worker, logdir, tmp_path):
     try:
         wait_heartbeat(heartbeat, worker, timeout=120)
         switch_broker(app, broker_url=url, result_backend="django-db", task_queues=queues)
+        from deploykit.ops import checks
+
+        # The heartbeat says it consumes; its remote control (what /status's consumers come from) may answer later.
+        wait_for(lambda: list(checks.consumers(app, timeout=2).values()) == [["default", "images", "io"]], 60,
+                 "the held worker to answer active_queues", interval=0.5)
         yield app
     finally:
         worker.stop(signal.SIGKILL)
@@ -141,7 +146,7 @@ def test_in_flight_and_oldest_age_from_the_management_api(rabbitmq_server, held_
     settings.DEPLOYKIT_RABBITMQ_MANAGEMENT_URL = rabbitmq_server.management_url
     settings.DEPLOYKIT_CONSUMED_QUEUES = ["default", "stalled"]
     by_worker = checks.consumers(held_vhost, timeout=5)
-    assert [queues for queues in by_worker.values()] == [["default", "images", "io"]], by_worker
+    assert list(by_worker.values()) == [["default", "images", "io"]], by_worker
     for _ in range(5):
         tasks.sleep.delay(60)  # never finishes within the test: the worker is killed at the end
     stalled = Queue("stalled", Exchange("stalled", "direct"), "stalled", queue_arguments={"x-queue-type": "classic"})
@@ -184,6 +189,7 @@ def test_management_api_down_gives_absent_figures_logged_once(rabbitmq_server, h
 
     settings.DEPLOYKIT_RABBITMQ_MANAGEMENT_URL = f"http://127.0.0.1:{free_port()}/"
     by_worker = checks.consumers(held_vhost, timeout=5)
+    assert list(by_worker.values()) == [["default", "images", "io"]], by_worker
     with caplog.at_level(logging.INFO, logger="deploykit.checks"):
         status = checks.queue_status(by_worker, held_vhost, timeout=2)
         assert status["default"]["backlog"] == 0 and status["default"]["in_flight"] is None
