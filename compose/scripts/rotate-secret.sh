@@ -94,7 +94,9 @@ add() {
       else
         printf '%s\n' "$value" | rabbitmq_password add_user "$user"
         rabbitmqctl set_permissions -p / "$user" '.*' '.*' '.*'
-      fi ;;
+      fi
+      # web reads the management API as the login user (DEPLOYKIT_RABBITMQ_MANAGEMENT_URL): the tag it needs.
+      if [ "$user" != "$(owner RABBITMQ)" ]; then rabbitmqctl set_user_tags "$user" management; fi ;;
     FLOWER_PASSWORD) ;;  # no second password: the switch is Flower's restart in the roll
   esac
 }

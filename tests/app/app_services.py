@@ -97,12 +97,14 @@ class Redis:
 
 # --- RabbitMQ ----------------------------------------------------------------------------------------
 class RabbitMQ:
-    """rabbitmq-server with its own node name, ports, epmd port, data and log dirs (no system service)."""
+    """rabbitmq-server with its own node name, ports, epmd port, data and log dirs (no system service), and
+    its management HTTP API (the rabbitmq_management plugin) on a loopback port of its own."""
 
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()
+        self.management_port = free_port()
         self.dir = workdir / f"rabbitmq-{self.port}"
         self.node = f"apptest{self.port}@localhost"
         self.proc: subprocess.Popen | None = None
@@ -110,6 +112,10 @@ class RabbitMQ:
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}/"
 
     def env(self) -> dict:
         home = self.dir / "home"
@@ -139,8 +145,12 @@ class RabbitMQ:
             exe = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
         for sub in ("home", "mnesia", "log"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        (self.dir / "enabled_plugins").write_text("[].\n")
-        (self.dir / "rabbitmq.conf").write_text("loopback_users = none\n")
+        (self.dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        # Statistics every second (default 5 s): the management API's queue figures follow within one.
+        (self.dir / "rabbitmq.conf").write_text(
+            "loopback_users = none\n"
+            f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+            "collect_statistics_interval = 1000\n")
         (self.dir / "advanced.config").write_text("[].\n")
         (self.dir / "rabbitmq-env.conf").write_text("")
         cookie = self.dir / "home" / ".erlang.cookie"
@@ -150,7 +160,17 @@ class RabbitMQ:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self.ready, 90, f"rabbitmq-server on port {self.port} (log: {self.dir / 'server.log'})",
                  interval=0.5)
+        wait_for(self.management_ready, 60, f"RabbitMQ's management API on port {self.management_port}",
+                 interval=0.5)
         return self
+
+    def management_ready(self) -> bool:
+        import base64
+
+        request = urllib.request.Request(self.management_url + "api/overview", headers={
+            "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status == 200
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:

@@ -2,6 +2,8 @@
 
 import io
 import os
+import re
+import signal
 
 import pytest
 from app_services import poll_json, switch_broker, wait_for
@@ -94,6 +96,142 @@ def test_status_queues_over_amqp(amqp_worker, settings):
     status = checks.queue_status(by_worker, app, timeout=5)
     assert status["never-declared"] == {"consumers": [], "backlog": None}
     assert status["default"]["consumers"] and status["images"]["backlog"] == 0
+
+
+@pytest.fixture
+def held_vhost(rabbitmq_server, amqp_worker, logdir, tmp_path):
+    """A vhost of its own with one worker (concurrency 1, prefetch multiplier 3: it holds up to three messages,
+    one running) and the test process's Celery app pointed at it; the worker is killed at the end (its held
+    messages go back to the broker) and the vhost deleted."""
+    from app_services import AppProcess, app_env, wait_heartbeat
+    from django.conf import settings
+
+    from config.celery import app
+    from deploykit.delivery import rabbitmq
+
+    rabbitmq_server.ctl("add_vhost", "held")
+    rabbitmq_server.ctl("set_permissions", "-p", "held", "guest", ".*", ".*", ".*")
+    url = rabbitmq_server.url.rstrip("/") + "/held"
+    heartbeat = tmp_path / "hb"
+    env = {k: v for k, v in app_env(CELERY_BROKER_URL=url, CELERY_WORKER_QUEUES="default,io,images",
+                                    CELERY_WORKER_CONCURRENCY="1", CELERY_WORKER_PREFETCH_MULTIPLIER="3",
+                                    DEPLOYKIT_HEARTBEAT_FILE=heartbeat).items() if k != "CELERY_RESULT_BACKEND"}
+    worker = AppProcess("deploykit-worker", env, logdir, name="amqp-worker-held").start()
+    queues = rabbitmq.queue_declarations(settings.CELERY_TASK_QUEUES, "quorum")
+    try:
+        wait_heartbeat(heartbeat, worker, timeout=120)
+        switch_broker(app, broker_url=url, result_backend="django-db", task_queues=queues)
+        from deploykit.ops import checks
+
+        # The heartbeat says it consumes; its remote control (what /status's consumers come from) may answer later.
+        wait_for(lambda: list(checks.consumers(app, timeout=2).values()) == [["default", "images", "io"]], 60,
+                 "the held worker to answer active_queues", interval=0.5)
+        yield app
+    finally:
+        worker.stop(signal.SIGKILL)
+        switch_broker(app, broker_url=rabbitmq_server.url, result_backend="django-db", task_queues=queues)
+        rabbitmq_server.ctl("delete_vhost", "held")
+
+
+def test_in_flight_and_oldest_age_from_the_management_api(rabbitmq_server, held_vhost, settings, client):
+    """RabbitMQ through its management API (DEPLOYKIT_RABBITMQ_MANAGEMENT_URL): five tasks for a worker holding
+    three (one running, two prefetched) show as 3 in flight and 2 waiting, on the collector, /status?queues= and
+    /metrics; a task waiting in a classic queue nobody consumes has an age (the AMQP timestamp deploykit sets at
+    publish) that grows; quorum queues have none (RabbitMQ does not report it: rabbitmq-server#6813)."""
+    from kombu import Exchange, Queue
+
+    from deploykit.ops import checks
+    from jobs import tasks
+
+    settings.DEPLOYKIT_RABBITMQ_MANAGEMENT_URL = rabbitmq_server.management_url
+    settings.DEPLOYKIT_CONSUMED_QUEUES = ["default", "stalled"]
+    by_worker = checks.consumers(held_vhost, timeout=5)
+    assert list(by_worker.values()) == [["default", "images", "io"]], by_worker
+    for _ in range(5):
+        tasks.sleep.delay(60)  # never finishes within the test: the worker is killed at the end
+    stalled = Queue("stalled", Exchange("stalled", "direct"), "stalled", queue_arguments={"x-queue-type": "classic"})
+    tasks.add.apply_async((1, 1), queue=stalled)
+
+    status: dict = {}
+
+    def settled() -> bool:  # the management API's statistics follow within collect_statistics_interval
+        status.update(checks.queue_status(by_worker, held_vhost, timeout=5))
+        return (status["default"].get("in_flight"), status["default"]["backlog"]) == (3, 2) \
+            and status["stalled"].get("oldest_age_seconds") is not None
+
+    wait_for(settled, 60, "3 in flight and 2 waiting on default, an age on stalled", interval=0.5)
+    assert "oldest_age_seconds" not in status["default"]  # quorum queue: RabbitMQ reports no head timestamp
+    assert status["stalled"]["in_flight"] == 0 and status["stalled"]["backlog"] == 1
+    first = status["stalled"]["oldest_age_seconds"]
+    wait_for(lambda: checks.queue_status(by_worker, held_vhost, timeout=5)["stalled"]["oldest_age_seconds"] > first + 1,
+             30, "the waiting message's age to grow", interval=0.5)
+
+    work = client.get("/status?queues=default,io", HTTP_HOST="10.42.3.17:8000")
+    assert work.status_code == 200, work.content
+    assert (work.json()["waiting"], work.json()["in_flight"], work.json()["work"]) == (2, 3, 5), work.json()
+    text = client.get("/metrics", HTTP_HOST="10.42.3.17:8000").content.decode()
+    assert re.search(r'^deploykit_queue_in_flight_messages\{queue="default"\} 3\.0$', text, re.M), text
+    assert re.search(r'^deploykit_queue_oldest_message_age_seconds\{queue="stalled"\} ', text, re.M), text
+    assert not re.search(r'^deploykit_queue_oldest_message_age_seconds\{queue="default"\}', text, re.M), text
+
+
+def test_management_api_down_gives_absent_figures_logged_once(rabbitmq_server, held_vhost, settings, client,
+                                                              caplog):
+    """The management API not answering (nothing listens on its port) leaves /status and /metrics working:
+    the backlog is counted, in_flight is unknown (None on /status, no sample on /metrics, not 0), /status?queues=
+    answers 503 (KEDA keeps the replicas rather than scale in under running work), the failure is logged once;
+    when the API answers again, so do the figures."""
+    import logging
+
+    from app_services import free_port
+
+    from deploykit.ops import checks
+
+    settings.DEPLOYKIT_RABBITMQ_MANAGEMENT_URL = f"http://127.0.0.1:{free_port()}/"
+    by_worker = checks.consumers(held_vhost, timeout=5)
+    assert list(by_worker.values()) == [["default", "images", "io"]], by_worker
+    with caplog.at_level(logging.INFO, logger="deploykit.checks"):
+        status = checks.queue_status(by_worker, held_vhost, timeout=2)
+        assert status["default"]["backlog"] == 0 and status["default"]["in_flight"] is None
+        assert "oldest_age_seconds" not in status["default"]
+        body = client.get("/status", HTTP_HOST="10.42.3.17:8000").json()
+        assert body["broker"]["ok"] and body["queues"]["default"]["in_flight"] is None
+        work = client.get("/status?queues=default", HTTP_HOST="10.42.3.17:8000")
+        assert work.status_code == 503 and "in-flight messages are unknown" in work.json()["error"], work.content
+        text = client.get("/metrics", HTTP_HOST="10.42.3.17:8000").content.decode()
+        assert re.search(r'^deploykit_queue_messages\{queue="default"\} 0\.0$', text, re.M), text
+        assert "deploykit_queue_in_flight_messages{" not in text, text
+        failures = [r for r in caplog.records if "management API" in r.getMessage() and r.levelno == logging.ERROR]
+        assert len(failures) == 1, [r.getMessage() for r in caplog.records]
+        assert "unreachable" in failures[0].getMessage() and "guest" not in failures[0].getMessage()
+        settings.DEPLOYKIT_RABBITMQ_MANAGEMENT_URL = rabbitmq_server.management_url
+        wait_for(lambda: checks.queue_status(by_worker, held_vhost, timeout=5)["default"].get("in_flight") == 0, 60,
+                 "in_flight back once the API answers", interval=0.5)
+        assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def test_management_api_refuses_a_user_without_the_management_tag(rabbitmq_server, amqp_worker):
+    """The broker URL's user logs in to the management API: without RabbitMQ's `management` tag it is refused
+    (401), and the reason logged names the tag."""
+    import urllib.error
+
+    from kombu import Connection
+
+    from deploykit.ops import rabbitmq_api
+
+    rabbitmq_server.ctl("add_user", "untagged", "untagged-pass")
+    rabbitmq_server.ctl("set_permissions", "-p", "/", "untagged", ".*", ".*", ".*")
+    try:
+        endpoint = rabbitmq_api.Endpoint.from_urls(
+            rabbitmq_server.management_url, Connection(rabbitmq_server.url.replace("guest:guest", "untagged:untagged-pass")))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            endpoint.queues(5)
+        assert refused.value.code == 401
+        assert "`management` tag" in rabbitmq_api._reason(refused.value)
+        rabbitmq_server.ctl("set_user_tags", "untagged", "management")
+        assert {row["name"] for row in endpoint.queues(5)} >= {"default", "io", "images"}
+    finally:
+        rabbitmq_server.ctl("delete_user", "untagged")
 
 
 def test_countdown_waits_in_the_broker_and_runs_once(rabbitmq_server, amqp_worker):

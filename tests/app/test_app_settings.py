@@ -68,6 +68,15 @@ def test_check_deploy_passes_clean_in_production_mode():
         ({"DEPLOYKIT_RABBITMQ_QUEUE_TYPE": "stream"}, "DEPLOYKIT_RABBITMQ_QUEUE_TYPE", "must be quorum or classic"),
         ({"CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "DEPLOYKIT_MAX_REDELIVERIES": "20"},
          "DEPLOYKIT_MAX_REDELIVERIES", "below the quorum queues' delivery limit (20)"),
+        ({"CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL": "mq:15672"},
+         "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL", "must be an http:// or https:// URL"),
+        ({"CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//",
+          "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL": "http://u:longpassword@mq:15672/"},
+         "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL", "must not carry credentials"),
+        ({"CELERY_BROKER_URL": "amqp://u:longpassword@mq:5672//", "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL": "http://mq:port/"},
+         "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL", "port that is not a number"),
+        ({"DEPLOYKIT_RABBITMQ_MANAGEMENT_URL": "http://mq:15672/"}, "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL",
+         "CELERY_BROKER_URL is not RabbitMQ"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT", "'text' or 'json'"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "must be one of DEBUG"),
         ({"DEPLOYKIT_STORAGE_BACKEND": "ftp"}, "DEPLOYKIT_STORAGE_BACKEND", "'filesystem' or 's3'"),
@@ -275,11 +284,14 @@ def test_rabbitmq_queues_are_quorum_queues_on_topic_exchanges(monkeypatch):
     assert loaded["CELERY_WORKER_DETECT_QUORUM_QUEUES"] is True
     assert loaded["CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE"] == "quorum"
     assert loaded["DEPLOYKIT_MAX_REDELIVERIES"] < 20  # RabbitMQ's default delivery limit: the app's bound first
+    assert loaded["DEPLOYKIT_RABBITMQ_MANAGEMENT_URL"] == ""  # off unless set
     classic = load_settings(monkeypatch, **amqp, DEPLOYKIT_RABBITMQ_QUEUE_TYPE="classic")
     redis = load_settings(monkeypatch, **PRODUCTION)
     for loaded in (classic, redis):
         assert loaded["CELERY_TASK_QUEUES"]["default"] == {"exchange": "default", "routing_key": "default"}
         assert "CELERY_TASK_DEFAULT_QUEUE_TYPE" not in loaded
+    managed = load_settings(monkeypatch, **amqp, DEPLOYKIT_RABBITMQ_MANAGEMENT_URL="https://mq.internal:15671/")
+    assert managed["DEPLOYKIT_RABBITMQ_MANAGEMENT_URL"] == "https://mq.internal:15671/"
 
 
 def test_celery_sees_quorum_queues_and_routes_by_queue_name(monkeypatch):

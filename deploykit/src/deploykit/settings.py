@@ -49,6 +49,7 @@ from deploykit.config.env import (
 )
 from deploykit.config.timeouts import BRPOP_TIMEOUT, THROTTLE_CACHE_TIMEOUT, deploykit_timeouts, web_timeouts
 from deploykit.delivery import rabbitmq
+from deploykit.ops import rabbitmq_api
 
 __all__ = ["apply", "environment", "web_timeouts", "PROBE_MIDDLEWARE", "REQUIRED_APPS"]
 
@@ -324,6 +325,15 @@ def _rabbitmq(env: Env, ns: dict) -> None:
     RabbitMQ (4.0+) drops a message returned more than 20 times (quorum queues' default delivery limit):
     DEPLOYKIT_MAX_REDELIVERIES must end it first. "classic" keeps the queues of earlier releases."""
     queue_type = ns["DEPLOYKIT_RABBITMQ_QUEUE_TYPE"] = env.value("DEPLOYKIT_RABBITMQ_QUEUE_TYPE")
+    # The collector's in-flight counts and head-message ages on RabbitMQ (deploykit/ops/rabbitmq_api.py).
+    management = ns["DEPLOYKIT_RABBITMQ_MANAGEMENT_URL"] = env.value("DEPLOYKIT_RABBITMQ_MANAGEMENT_URL") or ""
+    if management:
+        problem = rabbitmq_api.url_problem(management)
+        if not problem and not rabbitmq.is_amqp_url(ns["CELERY_BROKER_URL"]):
+            problem = "is set, but CELERY_BROKER_URL is not RabbitMQ (amqp:// or amqps://): unset it"
+        if problem:
+            env.error("DEPLOYKIT_RABBITMQ_MANAGEMENT_URL", problem)
+            ns["DEPLOYKIT_RABBITMQ_MANAGEMENT_URL"] = ""
     if queue_type not in rabbitmq.QUEUE_TYPES:
         env.error("DEPLOYKIT_RABBITMQ_QUEUE_TYPE", f"must be quorum or classic, not {queue_type!r}")
     elif queue_type == "quorum" and rabbitmq.is_amqp_url(ns["CELERY_BROKER_URL"]):

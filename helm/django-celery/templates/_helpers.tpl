@@ -365,6 +365,12 @@ spec:
       port: {{ .port }}
       targetPort: {{ .portName }}
       protocol: TCP
+    {{- with .extraPort }}
+    - name: {{ .name }}
+      port: {{ .port }}
+      targetPort: {{ .name }}
+      protocol: TCP
+    {{- end }}
 {{- end }}
 
 {{/* volumeClaimTemplates entry: (dict "root" $ "persistence" .Values.redis.persistence) */}}

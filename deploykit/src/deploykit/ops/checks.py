@@ -11,6 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
+from . import rabbitmq_api
+
 logger = logging.getLogger("deploykit.checks")
 
 
@@ -86,12 +88,20 @@ def queue_status(by_worker: dict[str, list[str]], app=None, timeout: float = 2.0
     within `timeout` (one connection for all queues, with a hard deadline as the broker check).
     With `age_header` (Redis only), also `oldest_age_seconds`: seconds since the oldest waiting message was
     published, read from that header over the same connection (None: empty, or a message without it).
-    On Redis also `in_flight`: messages workers took and have not acknowledged (prefetched, waiting for
-    their ETA or rate limit, running), so backlog + in_flight is the queue's whole work."""
+    Also `in_flight`: messages workers took and have not acknowledged (prefetched, waiting for their ETA or
+    rate limit, running), so backlog + in_flight is the queue's whole work -- on Redis from kombu's unacked
+    hash; on RabbitMQ from its management API when DEPLOYKIT_RABBITMQ_MANAGEMENT_URL is set (ops/rabbitmq_api.py,
+    read beside the AMQP count, with its own deadline), which also gives classic queues' `oldest_age_seconds`.
+    `in_flight` None: measured but unknown now (the management API did not answer, or has no statistics for
+    the queue yet); absent: not measured (RabbitMQ without the management URL)."""
     app = app or _celery_app()
     declared = getattr(settings, "DEPLOYKIT_CONSUMED_QUEUES", None) or []
     names = sorted({queue for queues in by_worker.values() for queue in queues} | set(declared))
-    backlog, ages, in_flight = _backlogs(app, names, timeout, age_header) if names else ({}, {}, {})
+    management = _management_endpoint(app) if names else None
+    if management is None:
+        backlog, ages, in_flight = _backlogs(app, names, timeout, age_header) if names else ({}, {}, {})
+    else:
+        backlog, ages, in_flight = _rabbitmq_status(app, names, timeout, management)
     status = {name: {"consumers": sorted(w for w, queues in by_worker.items() if name in queues),
                      "backlog": backlog.get(name)} for name in names}
     for name, age in ages.items():
@@ -137,6 +147,39 @@ def _backlogs(app, names: list[str], timeout: float, age_header: str | None = No
         return {}, {}, {}
     finally:
         attempt.shutdown(wait=False)
+
+
+def _management_endpoint(app):
+    """The RabbitMQ management API to read, or None (not configured, or the broker is not RabbitMQ)."""
+    url = getattr(settings, "DEPLOYKIT_RABBITMQ_MANAGEMENT_URL", None)
+    if not url:
+        return None
+    conn = app.connection_for_read()
+    try:
+        if conn.transport.driver_type != "amqp":
+            return None
+        return rabbitmq_api.Endpoint.from_urls(url, conn)
+    finally:
+        conn.release()
+
+
+def _rabbitmq_status(app, names: list[str], timeout: float, management):
+    """The AMQP backlog and the management API's figures, side by side, each with its own deadline: a slow or
+    failing management API leaves the backlog as it is, and its own figures unknown (None), never 0."""
+    reader = ThreadPoolExecutor(1, thread_name_prefix="rabbitmq-management")
+    try:
+        pending = reader.submit(management.queues, timeout)
+        backlog, _ages, _in_flight = _backlogs(app, names, timeout)
+        try:
+            rows = pending.result(timeout + 1)
+        except Exception as exc:
+            rabbitmq_api.failures.failed(management.base, exc)
+            return backlog, {}, {name: None for name in names if backlog.get(name) is not None}
+    finally:
+        reader.shutdown(wait=False)
+    rabbitmq_api.failures.answered(management.base)
+    in_flight, ages = rabbitmq_api.figures(rows, names)
+    return backlog, ages, in_flight
 
 
 def _oldest_ages(client, names: list[str], header: str) -> dict[str, float | None]:

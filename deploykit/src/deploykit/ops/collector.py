@@ -23,10 +23,16 @@ DEFAULT_MAX_AGE = 5.0
 SENT_AT_HEADER = "deploykit_sent_at"
 
 
-def stamp_publish_time(headers=None, **kwargs) -> None:
-    """before_task_publish: record when the message left. A retry is a new publish, with a new time."""
+def stamp_publish_time(headers=None, properties=None, **kwargs) -> None:
+    """before_task_publish: record when the message left. A retry is a new publish, with a new time.
+    Also the AMQP `timestamp` property (whole seconds, unless the publisher set one): RabbitMQ reports the
+    head message's as `head_message_timestamp` (classic queues), the age ops/rabbitmq_api.py reads. Celery and
+    kombu do not use the property themselves; on Redis it is one more key of the message's properties."""
+    now = time.time()
     if headers is not None:
-        headers[SENT_AT_HEADER] = time.time()
+        headers[SENT_AT_HEADER] = now
+    if properties is not None:
+        properties.setdefault("timestamp", int(now))
 
 
 def pool_of(worker: str) -> str:

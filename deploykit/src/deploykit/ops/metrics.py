@@ -44,9 +44,11 @@ class DeploymentCollector:
         messages = GaugeMetricFamily("deploykit_queue_messages", "Messages waiting in the broker", labels=["queue"])
         consumers = GaugeMetricFamily("deploykit_queue_consumers", "Workers consuming the queue", labels=["queue"])
         oldest = GaugeMetricFamily("deploykit_queue_oldest_message_age_seconds", "Seconds since the oldest waiting "
-                                   "message was published (Redis; 0 when empty)", labels=["queue"])
+                                   "message was published (Redis; RabbitMQ classic queues with the management "
+                                   "API; 0 when empty)", labels=["queue"])
         in_flight = GaugeMetricFamily("deploykit_queue_in_flight_messages", "Messages workers took and have not "
-                                      "acknowledged: prefetched, waiting for an ETA or rate limit, running (Redis)",
+                                      "acknowledged: prefetched, waiting for an ETA or rate limit, running (Redis; "
+                                      "RabbitMQ with the management API)",
                                       labels=["queue"])
         for name, queue in sorted(snapshot["queues"].items()):
             if queue.get("in_flight") is not None:

@@ -7,8 +7,9 @@
           the shared collector (ops/collector.py: at most one collection per DEPLOYKIT_STATUS_MAX_AGE
           seconds). Not served through a proxy (ops/middleware.py).
           `/status?queues=a,b`: the work of a worker pool for an autoscaler, the pool's queues' waiting plus
-          in-flight messages (Redis; waiting only on RabbitMQ), 200 whether or not any worker runs. Never
-          waits on a collection once the process has a snapshot (its age is in the answer).
+          in-flight messages (Redis; RabbitMQ with DEPLOYKIT_RABBITMQ_MANAGEMENT_URL, else waiting only),
+          200 whether or not any worker runs; 503 while either count is unknown. Never waits on a
+          collection once the process has a snapshot (its age is in the answer).
 /metrics  Prometheus' text format, deploykit's gauges included: for a project that does not serve its own.
 """
 
@@ -58,6 +59,11 @@ def pool_work(requested: str, body: dict, age: float) -> JsonResponse:
     if not body["broker"]["ok"] or any(queue["backlog"] is None for queue in queues.values()):
         return JsonResponse({"error": "the broker did not answer: the work is unknown", "queues": queues,
                              "age_seconds": age}, status=503)
+    if any("in_flight" in queue and queue["in_flight"] is None for queue in queues.values()):
+        # Measured but unknown now (RabbitMQ's management API did not answer): waiting alone would let the
+        # autoscaler remove pods under running work, so no number at all (KEDA then keeps the replicas).
+        return JsonResponse({"error": "the in-flight messages are unknown (details in the web process log): the "
+                                      "work is unknown", "queues": queues, "age_seconds": age}, status=503)
     waiting = sum(queue["backlog"] for queue in queues.values())
     in_flight = sum(queue.get("in_flight", 0) for queue in queues.values())
     return JsonResponse({"queues": queues, "waiting": waiting, "in_flight": in_flight, "work": waiting + in_flight,
