@@ -25,7 +25,7 @@ compose=("$@")
 export APP_IMAGE=$image
 APP_SERVICES=(web 'worker-.*' beat flower)
 MIGRATE_LOG_LINES=${MIGRATE_LOG_LINES:-40}
-say() { echo "==> $*"; }
+say() { echo "==> [$SECONDS s] $*"; }
 fail() { echo "ERROR: $*" >&2; exit "${2:-1}"; }
 
 check() {
@@ -59,12 +59,13 @@ record() {
   mkdir -p "$(dirname "$images_env")"
   tmp=$(mktemp "$images_env.XXXXXX")
   chmod 644 "$tmp"
-  { [ -f "$images_env" ] && grep -v '^APP_IMAGE=' "$images_env"; echo "APP_IMAGE=$image"; } >"$tmp"
+  { if [ -f "$images_env" ]; then sed '/^APP_IMAGE=/d' "$images_env"; fi; echo "APP_IMAGE=$image"; } >"$tmp"
   mv "$tmp" "$images_env"
   say "record: $images_env names $image"
 }
 
 roll() {
+  say "roll: ${APP_SERVICES[*]}, one after the other"
   "$here/roll-services.sh" "${APP_SERVICES[@]}" -- "${compose[@]}"
 }
 
