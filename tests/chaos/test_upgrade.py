@@ -91,6 +91,23 @@ def migration_applied(stack, name: str) -> bool:
     return stack.psql(f"SELECT count(*) FROM django_migrations WHERE app = 'jobs' AND name = '{name}'") == "1"
 
 
+def release_of(stack) -> dict[str, str]:
+    """Task id -> the release that finished its run: N+1's code writes its marker, N's leaves the column empty."""
+    return dict(line.split("|") for line in stack.psql(
+        "SELECT task_id, coalesce(release, 'n') FROM jobs_execution WHERE finished IS NOT NULL").splitlines())
+
+
+def assert_all_replaced_by(stack, before: dict[str, set[str]], image: str) -> None:
+    """Every app service runs `image` in new containers only, and the images file names it."""
+    image_id = run("docker", "image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
+    after = app_containers(stack)
+    for service in APP_SERVICES:
+        assert after[service] and not after[service] & before[service], f"{service}: {before[service]} -> {after[service]}"
+        images = {stack.inspect(cid)["Image"] for cid in after[service]}
+        assert images == {image_id}, f"{service} runs {images}, not {image} ({image_id})"
+    assert f"APP_IMAGE={image}" in IMAGES_ENV.read_text().splitlines()
+
+
 def test_upgrade_refuses_a_release_that_renames_a_task_before_replacing_anything(stack, releases):
     before = app_containers(stack)
     refused = upgrade(stack, releases["renamed"])
@@ -122,8 +139,7 @@ def test_upgrade_n_to_n1_with_tasks_queued_and_running_runs_each_once(stack, rel
     assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
 
     counts = count_runs(stack, long + queued, timeout=180)
-    release = dict(line.split("|") for line in stack.psql(
-        "SELECT task_id, coalesce(release, 'n') FROM jobs_execution WHERE finished IS NOT NULL").splitlines())
+    release = release_of(stack)
     ran_on = Counter(release.get(i, "none") for i in queued)
     new_default = next(iter(set(stack.containers("worker-default")) - before["worker-default"]), None)
     rolled_at = stack.inspect(new_default)["Created"][:19] + "Z" if new_default else ""
@@ -143,10 +159,24 @@ def test_upgrade_n_to_n1_with_tasks_queued_and_running_runs_each_once(stack, rel
     assert all(state == "SUCCESS" for state in states.values()), Counter(states.values())
 
     assert migration_applied(stack, releases["migration"])
-    n1_id = run("docker", "image", "inspect", "-f", "{{.Id}}", releases["n1"]).stdout.strip()
-    after = app_containers(stack)
-    for service in APP_SERVICES:
-        assert after[service] and not after[service] & before[service], f"{service}: {before[service]} -> {after[service]}"
-        images = {stack.inspect(cid)["Image"] for cid in after[service]}
-        assert images == {n1_id}, f"{service} runs {images}, not N+1 {n1_id}"
-    assert f"APP_IMAGE={releases['n1']}" in IMAGES_ENV.read_text().splitlines()
+    assert_all_replaced_by(stack, before, releases["n1"])
+
+
+def test_upgrade_back_to_n_leaves_the_expanded_schema_and_runs_n(stack, releases):
+    """Rollback (after the test above): `make upgrade` with N's image. N's migrate step has nothing to apply
+    (N+1's expand-only migration stays: N's code ran against it during the roll) and N's names are N+1's, so
+    check_tasks passes; every app service runs N again, and side-effect tasks run once, on N."""
+    before = app_containers(stack)
+    with Load(stack.base, stack.http.verify, rate=RATE, clients=4) as load:
+        rolled = upgrade(stack, releases["n"])
+    print(rolled.stdout[-2500:])
+    assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr[-3000:]
+    sent = send_side_effects(stack, 4)
+    counts = count_runs(stack, sent, timeout=120)
+    release = release_of(stack)
+    report_runs("upgrade-back-to-n", counts, requests=load.total, failed=len(load.failures))
+    assert counts["lost"] == 0 and counts["duplicated"] == 0, counts
+    assert all(release[i] == "n" for i in sent), "a task ran on N+1 after the rollback"
+    assert not load.failures, f"requests that failed during the rollback: {dict(load.answers)}\n" + "\n".join(load.failures[:20])
+    assert migration_applied(stack, releases["migration"])
+    assert_all_replaced_by(stack, before, releases["n"])
