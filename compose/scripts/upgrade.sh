@@ -33,7 +33,9 @@ check() {
   [ -n "$images_env" ] || fail "no images env file given ($usage)" 2
   docker image inspect "$image" >/dev/null 2>&1 \
     || fail "image $image is not on this host (docker image ls; make upgrade without APP_IMAGE builds one)" 2
-  "${compose[@]}" ps --services --status running | grep -qx web \
+  local running
+  running=$("${compose[@]}" ps --services --status running)
+  grep -qx web <<<"$running" \
     || fail "the stack does not run (no web container): make up starts it; make upgrade replaces a running one" 2
   say "upgrading to $image ($(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.version"}} {{.Id}}' "$image" | cut -c1-40))"
 }

@@ -121,9 +121,18 @@ def test_upgrade_refuses_a_release_that_renames_a_task_before_replacing_anything
     assert not IMAGES_ENV.exists(), "the refused release was recorded"
 
 
-def test_upgrade_refuses_an_image_that_is_not_here(stack):
-    refused = upgrade(stack, f"{TAG}:no-such-release")
-    assert refused.returncode == 2 and "not on this host" in refused.stderr, refused.stdout + refused.stderr
+def test_upgrade_refuses_bad_input_before_running_anything(stack, releases):
+    compose = compose_cmd(stack.env_file, BROKER, project=PROJECT)
+    absent = compose_cmd(stack.env_file, BROKER, project=f"{PROJECT}-absent")
+    cases = {"no image given": [str(IMAGES_ENV), "", "--", *compose],
+             "not on this host": [str(IMAGES_ENV), f"{TAG}:no-such-release", "--", *compose],
+             "the stack does not run": [str(IMAGES_ENV), releases["n1"], "--", *absent],
+             "usage:": [str(IMAGES_ENV), releases["n1"], *compose]}
+    for says, args in cases.items():
+        refused = run("compose/scripts/upgrade.sh", *args, env=stack.env, timeout=120)
+        assert refused.returncode == 2 and says in refused.stderr, (says, refused.stdout, refused.stderr)
+        assert "migrate" not in refused.stdout, (says, refused.stdout)
+    assert not IMAGES_ENV.exists()
 
 
 def test_upgrade_n_to_n1_with_tasks_queued_and_running_runs_each_once(stack, releases):
