@@ -4,7 +4,8 @@
 #   2. migrate:  the new image's one-off migrate step (deploykit-migrate: check_queues, check_tasks, migrate with
 #                lock/statement timeouts, check_tasks --record); if it fails, the upgrade stops here with its last
 #                log lines, and no running container was touched (N keeps serving, the images file names N)
-#   3. record:   IMAGES_ENV names the new image (APP_IMAGE), so every later command on the stack (make up) keeps it
+#   3. record:   IMAGES_ENV names the new image (APP_IMAGE), so the stack's later commands keep it (make
+#                rollout-web, scale-workers, rotate-secret; not make up, which builds and deploys the checkout's)
 #   4. roll:     web, then each worker pool, new containers beside the old, the old stopping warmly (running tasks
 #                finish within stop_grace_period); then beat (never two) and Flower, recreated (roll-services.sh)
 #   5. verify:   every app container runs the new image
@@ -26,7 +27,7 @@ export APP_IMAGE=$image
 APP_SERVICES=(web 'worker-.*' beat flower)
 MIGRATE_LOG_LINES=${MIGRATE_LOG_LINES:-40}
 say() { echo "==> [$SECONDS s] $*"; }
-fail() { echo "ERROR: $*" >&2; exit "${2:-1}"; }
+fail() { echo "ERROR: $1" >&2; exit "${2:-1}"; }  # fail MESSAGE [EXIT CODE]
 
 check() {
   [ -n "$image" ] || fail "no image given: make upgrade APP_IMAGE=NAME:TAG, or make upgrade to build one ($usage)" 2
