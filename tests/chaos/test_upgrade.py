@@ -12,19 +12,19 @@ requests that failed while the upgrade ran (each on a new connection, no retries
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import BROKER, PROJECT, REPO, compose_cmd, count_runs, report_runs, run, runs, send_side_effects
+from conftest import BROKER, PROJECT, REPO, compose_cmd, count_runs, report_runs, run, send_side_effects
 from load import Load
-from seclib import wait_for
 
 APP_SERVICES = ("web", "worker-default", "worker-io", "worker-images", "beat", "flower")
-LONG = 40  # s: long enough to be running when worker-default is rolled (after the migrate step and web's roll)
-QUEUED = 16  # short tasks queued behind the long ones: most wait for N+1's worker
+LONG = 25  # s: started as worker-default's roll begins, still running when its old container is stopped
+QUEUED = 16  # short tasks queued behind the long ones: they wait for N+1's worker
 MARKER = "n+1"
 RATE = 10  # requests/s in all: a steady trickle through the front door
 TAG = f"{PROJECT}/app-upgrade"
@@ -135,17 +135,57 @@ def test_upgrade_refuses_bad_input_before_running_anything(stack, releases):
     assert not IMAGES_ENV.exists()
 
 
+class Enqueuer:
+    """A Python process in N's worker-default container with Django set up ahead of time, which enqueues the
+    side-effect tasks the moment it is told: two long ones (the worker's two slots), then short ones queued
+    behind them. Told when the upgrade starts worker-default's new container, the old one, idle and consuming,
+    takes the long ones at once, long before a container being created can consume: they run on N while the
+    pool is rolled, and the queued ones, enqueued on N, wait for N+1's worker."""
+
+    CODE = ("import json, sys, django; django.setup(); from jobs import tasks; print('ready', flush=True); "
+            "sys.stdin.readline(); "
+            f"ids = [tasks.side_effect.apply_async(({LONG!r},)).id for _ in range(2)]; "
+            f"ids += [tasks.side_effect.apply_async((0.5,)).id for _ in range({QUEUED})]; print(json.dumps(ids), flush=True)")
+
+    def __init__(self, stack):
+        self.process = subprocess.Popen([*compose_cmd(stack.env_file, BROKER, project=PROJECT), "exec", "-T",
+                                         "worker-default", "python", "-c", self.CODE],
+                                        cwd=REPO, env=stack.env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        ready = self.process.stdout.readline()
+        assert ready.strip() == "ready", f"the enqueuing process did not start: {ready!r}"
+
+    def go(self) -> None:
+        if not self.process.stdin.closed:
+            self.process.stdin.write("go\n")
+            self.process.stdin.close()
+
+    def ids(self) -> tuple[list[str], list[str]]:
+        ids = json.loads(self.process.stdout.readline())
+        self.process.wait(60)
+        return ids[:2], ids[2:]
+
+
 def test_upgrade_n_to_n1_with_tasks_queued_and_running_runs_each_once(stack, releases):
     before = app_containers(stack)
-    long = send_side_effects(stack, 2, seconds=LONG)  # worker-default's two slots, busy on N
-    wait_for(lambda: all(i in runs(stack) for i in long), 60, "the long tasks to start on N", interval=0.5)
-    queued = send_side_effects(stack, QUEUED, seconds=0.5)  # behind them, in the queue
+    enqueuer = Enqueuer(stack)
+    output: list[str] = []
     started = time.monotonic()
     with Load(stack.base, stack.http.verify, rate=RATE, clients=4) as load:
-        upgraded = upgrade(stack, releases["n1"])
+        script = subprocess.Popen(["compose/scripts/upgrade.sh", str(IMAGES_ENV), releases["n1"], "--",
+                                   *compose_cmd(stack.env_file, BROKER, project=PROJECT)],
+                                  cwd=REPO, env=stack.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for line in script.stdout:
+            output.append(line)
+            if "new worker-default container" in line:  # rollout-web.sh, before it creates the new one
+                enqueuer.go()
+        script.wait(900)
         seconds = time.monotonic() - started
-    print(upgraded.stdout[-4000:])
-    assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
+    enqueuer.go()  # unblocks it if the line never came (the assertion below says so)
+    text = "".join(output)
+    print(text[-4000:])
+    assert script.returncode == 0, text[-6000:]
+    assert "new worker-default container" in text, "worker-default was not rolled"
+    long, queued = enqueuer.ids()
 
     counts = count_runs(stack, long + queued, timeout=180)
     release = release_of(stack)
