@@ -38,7 +38,7 @@ COMPOSE = $(call compose_cmd,$(COMPOSE_VARIANTS),$(COMPOSE_POOLS))
 N ?= 3
 POOL ?= default
 
-.PHONY: backup backup-list restore images up rollout-web rotate-secret down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
+.PHONY: backup backup-list restore images up upgrade rollout-web rotate-secret down logs ps scale-workers shell test-compose test-compose-rabbitmq test-compose-s3 test-compose-project compose-env compose-pools pools-check
 
 # An example of this repository (examples/<name>/deploy/compose.env) gets its uv.lock made first (rule below).
 EXAMPLE_LOCK = $(if $(filter examples/%/deploy/compose.env,$(PROJECT_ENV)),$(patsubst %/deploy/compose.env,%/uv.lock,$(PROJECT_ENV)))
@@ -61,6 +61,14 @@ up: docker compose-env images compose-pools ## Start the stack, or redeploy it (
 	@compose/scripts/rollout-web.sh $(COMPOSE)
 	@$(COMPOSE) up -d --wait --wait-timeout 300 --remove-orphans || { compose/scripts/show-failed.sh $(COMPOSE); exit 1; }
 	@compose/scripts/print-urls.sh $(COMPOSE_ENV_FILE) "$(COMPOSE)"
+
+# make upgrade builds the images as `make images` does, into a file of their own (the stack's images file changes
+# only once the new release's migrate step passed), then upgrades to the app image built; APP_IMAGE=NAME:TAG takes
+# an image already on this host instead (a release pulled, or `make upgrade` back to the previous one).
+UPGRADE_IMAGES_ENV := build/$(COMPOSE_PROJECT)-upgrade-images.env
+upgrade: docker compose-pools $(if $(APP_IMAGE),,$(EXAMPLE_LOCK)) ## Upgrade a running stack to a new release: build it (or APP_IMAGE=NAME:TAG), its migrate step, then web, each pool, beat, Flower rolled (docs/release.md#upgrading-on-compose)
+	@$(if $(APP_IMAGE),,$(if $(PROJECT_ENV),set -a && . ./$(PROJECT_ENV) && set +a &&) COMPOSE_IMAGES_ENV=$(UPGRADE_IMAGES_ENV) compose/scripts/build-images.sh &&) \
+		compose/scripts/upgrade.sh $(COMPOSE_IMAGES_ENV) "$(or $(APP_IMAGE),$$(sed -n 's/^APP_IMAGE=//p' $(UPGRADE_IMAGES_ENV)))" -- $(COMPOSE)
 
 rollout-web: docker compose-pools ## Replace the running web container(s) without a failed request: new beside old, then the old drains
 	@compose/scripts/rollout-web.sh $(COMPOSE)

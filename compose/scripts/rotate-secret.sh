@@ -115,25 +115,16 @@ switch() {
   say "$env_file: new $name"
 }
 
-# Every running app process, replaced: web and each worker pool new-beside-old (rollout-web.sh), beat
-# stopped before its successor starts (never two), Flower recreated. One-off services (migrate) take the
-# new value at their next run.
+# Every running app process, replaced (roll-services.sh): web and each worker pool new-beside-old, beat
+# stopped before its successor starts (never two), Flower recreated. The observability profile's exporters hold
+# the broker's and database's passwords too (stateless: recreated). One-off services (migrate) take the new
+# value at their next run. Flower's password alone changes Flower's configuration only: the rest keeps running.
 roll() {
-  local services service others=beat
-  services=$("${compose[@]}" ps --services --status running)
-  # Flower's password alone changes Flower's configuration only: the rest keeps running untouched.
-  if [ "${names[*]}" = FLOWER_PASSWORD ]; then services=$(grep -x flower <<<"$services" || true); others=; fi
-  for service in $(grep -x -e web -e 'worker-.*' <<<"$services" || true); do
-    ROLLOUT_SERVICE=$service "$here/rollout-web.sh" "${compose[@]}"
-  done
-  # The observability profile's exporters hold the broker's and database's passwords too (stateless: recreated).
-  [ -n "$others" ] && others+=" redis-exporter postgres-exporter"
-  for service in $others flower; do
-    if grep -qx "$service" <<<"$services"; then
-      say "recreating $service"
-      "${compose[@]}" up -d --wait --no-deps "$service"
-    fi
-  done
+  if [ "${names[*]}" = FLOWER_PASSWORD ]; then
+    "$here/roll-services.sh" flower -- "${compose[@]}"
+  else
+    "$here/roll-services.sh" web 'worker-.*' beat redis-exporter postgres-exporter flower -- "${compose[@]}"
+  fi
 }
 
 retire() {
