@@ -145,7 +145,7 @@ def figures(watch: Watch, pool: str, began: float, burst: list[str], rows: list[
         "most pods ready at once": watch.most[pool],
         "burst -> first new pod created s": round(min(p.created for p in pods if p.created >= began - 1) - began, 1),
         "burst -> first new pod ready s": round(new[0] - began, 1),
-        "burst -> 4 new pods ready s": round(new[3] - began, 1),
+        "burst -> 3 new pods ready s": round(new[2] - began, 1),
         "pods removed": len(removed),
         # The burst's tail: the work shrinks while tasks are spread over every pod, so even the least busy
         # pod may be running one. After the drain: half the pods busy, half idle (the goal's case).

@@ -143,13 +143,19 @@ def scaled_object_ready(pool: str) -> bool:
 
 @pytest.mark.timeout(900)
 def test_keda_scale_in_removes_only_idle_workers_where_busy_aware_beside_a_pool_without_it():
-    """The same burst on two pools (idle at zero): each scales up to 4 pods; the two newest pods of each then get 90 s
+    """The same burst on two pools: each scales up to 4 pods; the two newest pods of each then get 90 s
     tasks (a `-hold` queue the other pods stop consuming), the burst drains, and KEDA scales in. Where the
     pool is busy-aware (scaleOn work + deletion cost) every pod removed after the drain had no running task;
     the baseline (list length, no deletion cost) is printed beside it. Every task runs exactly once in both."""
     for pool in scale_in.POOLS:
-        wait_until(lambda: scaled_object_ready(pool), 90, f"the {pool} ScaledObject to be Ready (KEDA reads it)")
-        wait_until(lambda: replicas(f"{FULL}-worker-{pool}") == 0, 90, f"{pool} idle at zero")
+        try:
+            wait_until(lambda: scaled_object_ready(pool), 90, f"the {pool} ScaledObject to be Ready (KEDA reads it)")
+        except TimeoutError as exc:  # say why in the CI log: its conditions and what the operator logged of it
+            so = kubectl("-n", NAMESPACE, "get", "scaledobject", f"{FULL}-worker-{pool}", "-o", "jsonpath={.status.conditions}")
+            log = [line for line in kubectl("-n", "keda", "logs", "deploy/keda-operator", "--tail=400").splitlines()
+                   if f"worker-{pool}" in line][-5:]
+            raise AssertionError(f"{exc}\nconditions: {so}\noperator:\n" + "\n".join(log)) from exc
+        wait_until(lambda: replicas(f"{FULL}-worker-{pool}") == 1, 90, f"{pool} at its minimum of 1")
     with scale_in.Watch() as watch:
         began = time.time()
         burst = scale_in.send({pool: (BURST, BURST_SECONDS) for pool in scale_in.POOLS})
@@ -168,7 +174,7 @@ def test_keda_scale_in_removes_only_idle_workers_where_busy_aware_beside_a_pool_
             on = Counter(r.pod for r in placed if r.task_id in hold[f"{pool}-hold"])
             assert on == {name: 2 for name in busy[pool]}, f"{pool}: held tasks ran on {dict(on)}, not {busy[pool]}"
         for pool in scale_in.POOLS:
-            wait_until(lambda: not watch.live(pool), 420, f"{pool} back at zero")
+            wait_until(lambda: len(watch.live(pool)) == 1, 420, f"{pool} back at its minimum of 1 pod")
             wait_until(lambda: all(p.gone for p in watch.of(pool) if p.removed), 300, f"{pool}'s removed pods gone")
         counts = {pool: count_runs(sent[pool], timeout=300) for pool in scale_in.POOLS}
         rows = scale_in.runs(sent["busyaware"] + sent["baseline"])
