@@ -32,6 +32,23 @@ pod_forward() {  # pod_forward -I|-D
     done
 }
 
+# A pod's packet to a Service address that kube-proxy did not translate (a Service without ready
+# endpoints) must not leave the machine. kube-proxy REJECTs it in filter FORWARD, but kube-router keeps
+# its jump first there and ACCEPTs pod traffic that no egress policy limits, so the packet was routed
+# out through the pod CIDR's ACCEPT and masquerade: KEDA's first request to web, before web was Ready,
+# got an HTTP 404 from beyond the machine, on a keep-alive connection it then kept (the ScaledObject was
+# never Ready). Drop such packets in mangle FORWARD: after kube-proxy's DNAT (translated traffic never
+# matches), before filter FORWARD. A client of a Service without endpoints then times out instead of
+# being refused. Tagged like the FORWARD rules, removed on `down`.
+service_escape() {  # service_escape -I|-D
+    local rule=(FORWARD -s "$K8S_POD_CIDR" -d "$K8S_SERVICE_CIDR" -m comment --comment k8s-local -j DROP)
+    if [ "$1" = -I ]; then
+        iptables -t mangle -C "${rule[@]}" 2>/dev/null || iptables -t mangle -I "${rule[@]}"
+    else
+        while iptables -t mangle -D "${rule[@]}" 2>/dev/null; do :; done
+    fi
+}
+
 ctr_() { ctr -a "$CONTAINERD_SOCK" "$@"; }
 
 # running NAME: the daemon whose pid is in build/k8s/run/NAME.pid is alive.
@@ -90,6 +107,7 @@ cleanup_node_leftovers() {
     # kubelet and kube-proxy (Docker's are DOCKER-*).
     if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then ip link delete "$CNI_BRIDGE"; fi
     pod_forward -D
+    service_escape -D
     remove_chains iptables nat $(iptables-save -t nat | grep -F 'name: \"k8s-local\"' | grep -o 'CNI-[A-Za-z0-9-]*' | sort -u || true)
     local cmd table
     for cmd in iptables ip6tables; do

@@ -149,6 +149,7 @@ up() {
     write_containerd_config
     node_ip_up
     pod_forward -I
+    service_escape -I
     if ! running containerd; then
         # setsid: the daemons outlive this script; `down` stops them by the pid files.
         setsid containerd --config "$K/containerd/config.toml" > "$K/log/containerd.log" 2>&1 < /dev/null &
