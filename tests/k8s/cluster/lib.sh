@@ -33,11 +33,11 @@ pod_forward() {  # pod_forward -I|-D
 }
 
 # A pod's packet to a Service address that kube-proxy did not translate (a Service without ready
-# endpoints) must not leave the machine. kube-proxy REJECTs it in filter FORWARD, but kube-router keeps
-# its jump first there and ACCEPTs pod traffic that no egress policy limits, so the packet was routed
-# out through the pod CIDR's ACCEPT and masquerade: KEDA's first request to web, before web was Ready,
-# got an HTTP 404 from beyond the machine, on a keep-alive connection it then kept (the ScaledObject was
-# never Ready). Drop such packets in mangle FORWARD: after kube-proxy's DNAT (translated traffic never
+# endpoints) must not leave the machine. kube-proxy REJECTs it in filter FORWARD, but an ACCEPT ahead of
+# that rule (seen with kube-router's, the NetworkPolicy enforcer tried for #20 item 6) routes it out and
+# masquerades it: KEDA's first request to web, before web was Ready, got an HTTP 404 from beyond the
+# machine, on a keep-alive connection it then kept (the ScaledObject was never Ready). Drop such packets
+# in mangle FORWARD, whatever the filter rules' order: after kube-proxy's DNAT (translated traffic never
 # matches), before filter FORWARD. A client of a Service without endpoints then times out instead of
 # being refused. Tagged like the FORWARD rules, removed on `down`.
 service_escape() {  # service_escape -I|-D
