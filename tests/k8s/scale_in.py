@@ -93,18 +93,18 @@ def send(pool_tasks: dict[str, tuple[int, float]]) -> dict[str, list[str]]:
     return json.loads(django(code).splitlines()[-1])
 
 
-def hold_on(chosen: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Only the chosen pods of each pool keep consuming its `-hold` queue (Celery's cancel_consumer on the
-    others): what is sent there runs on the chosen pods. {pool: pods} -> {pool: nodes that stopped}."""
+def hold_on(stop: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The named pods of each pool stop consuming its `-hold` queue (Celery's cancel_consumer): what is sent
+    there runs on the pool's other pods. {pool: pods} -> {pool: the pods that confirmed}."""
     code = f"""
 import json
 from deploykit.celery_app import app
-nodes = [n for reply in app.control.ping(timeout=3) for n in reply]
 out = {{}}
-for pool, keep in {chosen!r}.items():
-    others = [n for n in nodes if n.startswith(pool + "-") and n.split("@", 1)[1] not in keep]
-    replies = app.control.cancel_consumer(pool + "-hold", destination=others, reply=True, timeout=5)
-    out[pool] = sorted(n for reply in replies for n in reply)
+for pool, pods in {stop!r}.items():
+    nodes = [n for reply in app.control.ping(timeout=3) for n in reply
+             if n.startswith(pool + "-") and n.split("@", 1)[1] in pods]
+    replies = app.control.cancel_consumer(pool + "-hold", destination=nodes, reply=True, timeout=5) if nodes else []
+    out[pool] = sorted(n.split("@", 1)[1] for reply in replies for n in reply)
 print(json.dumps(out))
 """
     return json.loads(django(code).splitlines()[-1])
