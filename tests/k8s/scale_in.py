@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -99,10 +100,10 @@ def hold_on(stop: dict[str, list[str]]) -> dict[str, list[str]]:
     code = f"""
 import json
 from deploykit.celery_app import app
+answering = [n for reply in app.control.ping(timeout=3) for n in reply]
 out = {{}}
 for pool, pods in {stop!r}.items():
-    nodes = [n for reply in app.control.ping(timeout=3) for n in reply
-             if n.startswith(pool + "-") and n.split("@", 1)[1] in pods]
+    nodes = [n for n in answering if n.startswith(pool + "-") and n.split("@", 1)[1] in pods]
     replies = app.control.cancel_consumer(pool + "-hold", destination=nodes, reply=True, timeout=5) if nodes else []
     out[pool] = sorted(n.split("@", 1)[1] for reply in replies for n in reply)
 print(json.dumps(out))
@@ -138,9 +139,7 @@ def figures(watch: Watch, pool: str, began: float, burst: list[str], rows: list[
     drained = max(r.finished for r in rows if r.task_id in burst)
     removed = [p for p in pods if p.removed]
     running = {p.name: running_at(rows, p.name, p.removed) for p in removed}
-    ran = {}
-    for r in rows:
-        ran[r.task_id] = ran.get(r.task_id, 0) + 1
+    ran = Counter(r.task_id for r in rows)
     return {
         "most pods ready at once": watch.most[pool],
         "burst -> first new pod created s": round(min(p.created for p in pods if p.created >= began - 1) - began, 1),
@@ -156,14 +155,3 @@ def figures(watch: Watch, pool: str, began: float, burst: list[str], rows: list[
         "burst drained -> last removed pod gone s": round(max(p.gone for p in removed) - drained, 1),
         "tasks run twice": sum(1 for n in ran.values() if n > 1),
     }
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)

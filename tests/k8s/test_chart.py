@@ -159,8 +159,8 @@ def test_keda_scale_in_removes_only_idle_workers_where_busy_aware_beside_a_pool_
     with scale_in.Watch() as watch:
         began = time.time()
         burst = scale_in.send({pool: (BURST, BURST_SECONDS) for pool in scale_in.POOLS})
-        full = {pool: scale_in.wait_for(lambda: len([p for p in watch.live(pool) if p.ready]) >= 4 or None, 240,
-                                        f"{pool} to scale up to 4 ready pods") for pool in scale_in.POOLS}
+        full = {pool: wait_until(lambda: len([p for p in watch.live(pool) if p.ready]), 240,
+                                 f"{pool} to scale up to 4 ready pods", 1, done=lambda n: n >= 4) for pool in scale_in.POOLS}
         assert all(full.values())
         # The two newest pods are busy: the ones the ReplicaSet's default ranking removes first. The others
         # stop consuming the -hold queue (one snapshot of the pods: the watch moves on while the pool scales).
@@ -170,8 +170,8 @@ def test_keda_scale_in_removes_only_idle_workers_where_busy_aware_beside_a_pool_
         assert all(set(stopped[pool]) <= set(pods[pool][:-2]) for pool in scale_in.POOLS), (stopped, busy)
         hold = scale_in.send({f"{pool}-hold": (HOLD, HOLD_SECONDS) for pool in scale_in.POOLS})
         sent = {pool: burst[pool] + hold[f"{pool}-hold"] for pool in scale_in.POOLS}
-        placed = scale_in.wait_for(lambda: (lambda rows: rows if len(rows) == 2 * HOLD else None)(
-            scale_in.runs(hold["busyaware-hold"] + hold["baseline-hold"])), 180, "the held tasks to start", every=5)
+        placed = wait_until(lambda: scale_in.runs(hold["busyaware-hold"] + hold["baseline-hold"]), 180,
+                            "the held tasks to start", 5, done=lambda rows: len(rows) == 2 * HOLD)
         for pool in scale_in.POOLS:  # where they ran (a pod the pool added since may have taken one)
             print(f"\n{pool}: held tasks on {dict(Counter(r.pod for r in placed if r.task_id in hold[f'{pool}-hold']))}, "
                   f"chosen {busy[pool]}, stopped consuming the -hold queue: {stopped[pool]}")
